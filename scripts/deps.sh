@@ -1,0 +1,24 @@
+#!/bin/sh
+# deps.sh -- install the Debian packages crew's build, tests and benchmarks
+# need, when they are missing.  Installing needs root; without root it only
+# says what is missing.  Usage: scripts/deps.sh [build|bench]
+set -eu
+want="cmake make gcc g++ clang libclang-rt-14-dev pkg-config libxxhash-dev"
+if [ "${1:-build}" = bench ]; then
+    want="$want libtbb-dev parallel python3 time"
+fi
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing Debian packages:$missing (run as root to install them)" >&2
+    exit 1
+fi
+echo "deps.sh: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,79 @@
+/*
+ * errors.c -- crew_strerror, crew_err_name and crew_version.
+ *
+ * crew's own codes live below CREW__EBASE; everything else is -errno and
+ * is described by the C library (strerrordesc_np is thread-safe and does not
+ * depend on the locale, unlike strerror).
+ */
+#include <string.h>
+
+#include "crew.h"
+
+static const struct {
+    int code;
+    const char *name;
+    const char *text;
+} crew_errors[] = {
+    {CREW_OK, "CREW_OK", "success"},
+    {CREW_EFAILED, "CREW_EFAILED", "some tasks failed; each task's status says why"},
+    {CREW_EFULL, "CREW_EFULL", "the arena is full: its capacity is exhausted"},
+    {CREW_EFROZEN, "CREW_EFROZEN", "the arena is frozen and can no longer change"},
+    {CREW_EEMPTY, "CREW_EEMPTY", "the snapshot file is empty"},
+    {CREW_ETRUNC, "CREW_ETRUNC", "the snapshot file is truncated: shorter than its header says"},
+    {CREW_EMAGIC, "CREW_EMAGIC", "not a crew snapshot (bad magic number)"},
+    {CREW_EVERSION, "CREW_EVERSION", "the snapshot has a format version this build cannot read"},
+    {CREW_EENDIAN, "CREW_EENDIAN", "the snapshot was written on a machine of the other byte order"},
+    {CREW_EBADSIZE, "CREW_EBADSIZE", "the snapshot header is inconsistent: sizes or offsets do not fit the file"},
+    {CREW_EBADROOT, "CREW_EBADROOT", "the snapshot root lies outside its data"},
+    {CREW_ECHECKSUM, "CREW_ECHECKSUM", "the snapshot data does not match its checksum: the file is corrupt"},
+    {CREW_ENOTSUP, "CREW_ENOTSUP", "not supported by this build or kernel"},
+    /* errno-valued codes whose meaning inside crew deserves a better text */
+    {CREW_EINVAL, "CREW_EINVAL", "invalid argument"},
+    {CREW_ENOMEM, "CREW_ENOMEM", "out of memory"},
+    {CREW_EAGAIN, "CREW_EAGAIN", "resource temporarily unavailable (could not start a thread or process)"},
+    {CREW_ETIMEDOUT, "CREW_ETIMEDOUT", "the task exceeded its time limit"},
+    {CREW_ECANCELED, "CREW_ECANCELED", "the task was cancelled before it ran"},
+};
+
+static int crew_error_index(int err)
+{
+    for (size_t i = 0; i < sizeof crew_errors / sizeof crew_errors[0]; i++)
+        if (crew_errors[i].code == err)
+            return (int)i;
+    return -1;
+}
+
+const char *crew_strerror(int err)
+{
+    int i = crew_error_index(err);
+    if (i >= 0)
+        return crew_errors[i].text;
+    if (err < 0 && err > CREW__EBASE) {
+        const char *s = strerrordesc_np(-err);
+        if (s)
+            return s;
+    }
+    return "unknown error";
+}
+
+const char *crew_err_name(int err)
+{
+    int i = crew_error_index(err);
+    if (i >= 0)
+        return crew_errors[i].name;
+    if (err < 0 && err > CREW__EBASE) {
+        const char *s = strerrorname_np(-err);
+        if (s)
+            return s;
+    }
+    return "unknown";
+}
+
+#define CREW_STR_(x) #x
+#define CREW_STR(x) CREW_STR_(x)
+
+const char *crew_version(void)
+{
+    return CREW_STR(CREW_VERSION_MAJOR) "." CREW_STR(CREW_VERSION_MINOR) "." CREW_STR(
+        CREW_VERSION_PATCH);
+}
