@@ -180,6 +180,19 @@ void crew__latch_wait_outside(crew__latch *l);
 void crew__pool_call(crew *pool, void (*fn)(crew__worker *w, void *arg), void *arg);
 unsigned crew__pool_active(const crew *pool);
 
+/* ---- sys.c: allocation and thread start, replaceable by tests -------- */
+
+typedef struct crew__sys_table {
+    void *(*malloc)(size_t size);
+    void *(*calloc)(size_t n, size_t size);
+    void *(*aligned_alloc)(size_t align, size_t size);
+    int (*thread_create)(pthread_t *t, void *(*fn)(void *), void *arg);
+} crew__sys_table;
+
+/* Exported (hidden visibility aside) only so that tests linking the static
+ * library can replace entries; never changed while a pool is in use. */
+extern crew__sys_table crew__sys;
+
 /* ---- cpus.c --------------------------------------------------------------- */
 unsigned crew__cpus_usable(void);
 

@@ -62,7 +62,7 @@ static void *acc_new(for_job *j)
     if (r->size <= ACC_INLINE)
         return j->acc_inline;
     size_t size = (r->size + CREW_CACHE_LINE - 1) / CREW_CACHE_LINE * CREW_CACHE_LINE;
-    return aligned_alloc(CREW_CACHE_LINE, size);
+    return crew__sys.aligned_alloc(CREW_CACHE_LINE, size);
 }
 
 static void for_job_run(crew__job *job, crew__worker *w)
@@ -178,7 +178,7 @@ int crew_reduce(crew *pool, size_t begin, size_t end, size_t grain, const crew_r
         return CREW_EINVAL;
     /* The caller's accumulator may be unaligned; fold into an aligned one. */
     size_t size = (r->size + CREW_CACHE_LINE - 1) / CREW_CACHE_LINE * CREW_CACHE_LINE;
-    void *acc = aligned_alloc(CREW_CACHE_LINE, size);
+    void *acc = crew__sys.aligned_alloc(CREW_CACHE_LINE, size);
     if (!acc)
         return CREW_ENOMEM;
     r->init(ctx, acc);

@@ -49,7 +49,7 @@ int crew_submit(crew *pool, const void *shared, crew_task *task, crew_future **o
 {
     if (!pool || !task || !task->fn || !out)
         return CREW_EINVAL;
-    crew_future *f = malloc(sizeof *f);
+    crew_future *f = crew__sys.malloc(sizeof *f);
     if (!f)
         return CREW_ENOMEM;
     f->job = (crew__job){.run = future_run, .name = "future"};

@@ -333,7 +333,7 @@ static void *worker_main(void *arg)
 
 static crew__worker *worker_new(crew *pool, unsigned id)
 {
-    crew__worker *w = aligned_alloc(CREW_CACHE_LINE, sizeof *w);
+    crew__worker *w = crew__sys.aligned_alloc(CREW_CACHE_LINE, sizeof *w);
     if (!w)
         return NULL;
     memset(w, 0, sizeof *w);
@@ -355,7 +355,7 @@ static int start_workers(crew *pool, unsigned n)
             return CREW_ENOMEM;
         pool->slots[id] = w;
         if (id > 0) {
-            int rc = pthread_create(&w->thread, NULL, worker_main, w);
+            int rc = crew__sys.thread_create(&w->thread, worker_main, w);
             if (rc != 0) {
                 free(w);
                 pool->slots[id] = NULL;
@@ -401,7 +401,7 @@ int crew_open(crew **out, const crew_config *cfg)
         return CREW_EINVAL;
     unsigned n = cfg->workers ? cfg->workers : crew__cpus_usable();
 
-    crew *pool = calloc(1, sizeof *pool);
+    crew *pool = crew__sys.calloc(1, sizeof *pool);
     if (!pool)
         return CREW_ENOMEM;
     pthread_mutex_init(&pool->caller_lock, NULL);
@@ -413,11 +413,13 @@ int crew_open(crew **out, const crew_config *cfg)
     if (!trace || !*trace)
         trace = getenv("CREW_TRACE");
     if (trace && *trace) {
-        pool->trace_path = strdup(trace);
+        size_t len = strlen(trace) + 1;
+        pool->trace_path = crew__sys.malloc(len);
         if (!pool->trace_path) {
             pool_free(pool);
             return CREW_ENOMEM;
         }
+        memcpy(pool->trace_path, trace, len);
         pool->tracing = true;
         pool->t0_ns = crew__now_ns();
     }
