@@ -87,7 +87,7 @@ static void for_job_run(crew__job *job, crew__worker *w)
 /* The split point: the middle, on a grain boundary when grain > 0. */
 static size_t split_point(const for_state *st, size_t lo, size_t hi, size_t batch)
 {
-    if (hi - lo < 2 * batch)
+    if ((hi - lo) / 2 < batch) /* (not hi - lo < 2 * batch: that can overflow) */
         return 0;
     size_t mid = lo + (hi - lo) / 2;
     if (st->grain) {
