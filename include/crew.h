@@ -287,7 +287,9 @@ typedef struct crew_worker_stats {
     uint64_t jobs;       /* jobs run: tasks, ranges, join halves */
     uint64_t steals;     /* successful steals from other workers */
     uint64_t sleeps;     /* times the worker went to sleep for lack of work */
-    uint64_t busy_ns;    /* time spent running work */
+    uint64_t busy_ns;    /* time awake (running or looking for work, not asleep);
+                            for worker 0: time inside calls.  Up to date when
+                            the worker last slept, or at crew_close */
 } crew_worker_stats;
 
 /*

@@ -121,6 +121,7 @@ struct crew__worker {
     unsigned id;
     uint64_t rng;
     unsigned help_depth;           /* nesting of work run while waiting */
+    uint64_t awake_since;          /* for busy_ns: when the worker last woke */
     /* 0 awake, 1 asleep for any reason, 2 asleep waiting on a latch only */
     _Atomic uint32_t sleep;
     pthread_t thread;

@@ -10,9 +10,11 @@
  * down to single iterations where that is what it takes.
  *
  * With grain 0 the batch length adapts: it starts at one iteration and
- * doubles while a batch takes less than CREW_BATCH_NS, so the clock is read
- * rarely for nanosecond bodies, while a millisecond body is checked after
- * every iteration.  With grain > 0 every batch and every split point keeps
+ * doubles while a batch takes less than half of CREW_BATCH_NS; the length
+ * learned is shared by every piece of the loop, so a stolen piece starts
+ * where the others are.  A millisecond body is checked after every
+ * iteration; a nanosecond body reads the clock once per ~10 us of work.
+ * Pieces shorter than 1/16 of a batch are never split off.  With grain > 0 every batch and every split point keeps
  * ranges exactly `grain` long.
  *
  * crew_reduce uses the same walk with one accumulator per stolen range: the
@@ -34,6 +36,7 @@ typedef struct for_state {
     void *ctx;
     size_t begin, grain;
     const crew_reducer *r;
+    _Atomic size_t batch; /* grain 0: the batch length learned so far */
     _Atomic int error;
 } for_state;
 
@@ -84,10 +87,11 @@ static void for_job_run(crew__job *job, crew__worker *w)
     crew__latch_done(&j->done);
 }
 
-/* The split point: the middle, on a grain boundary when grain > 0. */
-static size_t split_point(const for_state *st, size_t lo, size_t hi, size_t batch)
+/* The split point: the middle, on a grain boundary when grain > 0; 0 when
+ * either half would be shorter than min_piece. */
+static size_t split_point(const for_state *st, size_t lo, size_t hi, size_t min_piece)
 {
-    if ((hi - lo) / 2 < batch) /* (not hi - lo < 2 * batch: that can overflow) */
+    if ((hi - lo) / 2 < min_piece) /* (not hi - lo < 2 * min_piece: that can overflow) */
         return 0;
     size_t mid = lo + (hi - lo) / 2;
     if (st->grain) {
@@ -99,43 +103,64 @@ static size_t split_point(const for_state *st, size_t lo, size_t hi, size_t batc
     return mid;
 }
 
+/* Push [mid, hi) for thieves, run [lo, mid), then take the upper half back or
+ * wait for its thief.  Returns true when the whole range is done, false when
+ * the upper half came back and the caller should go on with it. */
+static bool split_run(crew__worker *w, for_state *st, size_t lo, size_t mid, size_t hi,
+                      void *acc)
+{
+    for_job j = {.job = {.run = for_job_run, .name = "range"}, .st = st, .lo = mid, .hi = hi};
+    crew__latch_init(&j.done, 1, w);
+    if (!crew__pool_push(w, &j.job)) {
+        /* Only when full, and we split only when our deque is empty. */
+        run_batch(st, lo, hi, acc);
+        return true;
+    }
+    for_range(w, st, lo, mid, acc);
+    crew__job *back = crew__pool_pop(w);
+    if (back) {
+        assert(back == &j.job);
+        return false;
+    }
+    crew__pool_wait(w, &j.done);
+    if (st->r && j.acc) {
+        st->r->combine(st->ctx, acc, j.acc);
+        if (j.acc != j.acc_inline)
+            free(j.acc);
+    }
+    return true;
+}
+
 static void for_range(crew__worker *w, for_state *st, size_t lo, size_t hi, void *acc)
 {
-    size_t batch = st->grain ? st->grain : 1;
     bool adapt = st->grain == 0;
     bool parallel = crew__pool_active(w->pool) > 1;
+    /* relaxed: the learned batch is a hint shared by every piece of the loop. */
+    size_t batch = adapt ? atomic_load_explicit(&st->batch, memory_order_relaxed) : st->grain;
+    uint64_t t_prev = adapt ? crew__now_ns() : 0;
     while (lo < hi) {
+        /* Pieces shorter than 1/16 of a batch (~1 us) are not worth a split. */
+        size_t min_piece = adapt ? (batch / 16 ? batch / 16 : 1) : batch;
         size_t mid;
-        if (parallel && crew__deque_empty(&w->dq) && (mid = split_point(st, lo, hi, batch))) {
-            for_job j = {.job = {.run = for_job_run, .name = "range"}, .st = st, .lo = mid, .hi = hi};
-            crew__latch_init(&j.done, 1, w);
-            if (crew__pool_push(w, &j.job)) {
-                for_range(w, st, lo, mid, acc);
-                crew__job *back = crew__pool_pop(w);
-                if (back) {
-                    assert(back == &j.job);
-                    lo = mid; /* nobody took it: go on with the upper half */
-                    continue;
-                }
-                crew__pool_wait(w, &j.done);
-                if (st->r && j.acc) {
-                    st->r->combine(st->ctx, acc, j.acc);
-                    if (j.acc != j.acc_inline)
-                        free(j.acc);
-                }
+        if (parallel && crew__deque_empty(&w->dq) && (mid = split_point(st, lo, hi, min_piece))) {
+            if (split_run(w, st, lo, mid, hi, acc))
                 return;
-            }
+            lo = mid; /* nobody took the upper half: go on with it */
+            if (adapt)
+                t_prev = crew__now_ns();
+            continue;
         }
         size_t n = hi - lo < batch ? hi - lo : batch;
-        if (adapt && batch < ((size_t)1 << 40)) {
-            uint64_t t0 = crew__now_ns();
-            run_batch(st, lo, lo + n, acc);
-            if (crew__now_ns() - t0 < CREW_BATCH_NS / 2)
-                batch *= 2;
-        } else {
-            run_batch(st, lo, lo + n, acc);
-        }
+        run_batch(st, lo, lo + n, acc);
         lo += n;
+        if (adapt) {
+            uint64_t t = crew__now_ns();
+            if (t - t_prev < CREW_BATCH_NS / 2 && n == batch && batch < ((size_t)1 << 40)) {
+                batch *= 2;
+                atomic_store_explicit(&st->batch, batch, memory_order_relaxed);
+            }
+            t_prev = t;
+        }
     }
 }
 
@@ -166,7 +191,7 @@ int crew_for(crew *pool, size_t begin, size_t end, size_t grain, crew_range_fn *
         return CREW_EINVAL;
     if (begin == end)
         return 0;
-    for_state st = {.body = body, .ctx = ctx, .begin = begin, .grain = grain};
+    for_state st = {.body = body, .ctx = ctx, .begin = begin, .grain = grain, .batch = 1};
     for_start(pool, &st, begin, end, NULL);
     return 0;
 }
@@ -182,8 +207,7 @@ int crew_reduce(crew *pool, size_t begin, size_t end, size_t grain, const crew_r
     if (!acc)
         return CREW_ENOMEM;
     r->init(ctx, acc);
-    for_state st = {.ctx = ctx, .begin = begin, .grain = grain, .r = r};
-    atomic_init(&st.error, 0);
+    for_state st = {.ctx = ctx, .begin = begin, .grain = grain, .r = r, .batch = 1};
     if (begin < end)
         for_start(pool, &st, begin, end, acc);
     int rc = atomic_load_explicit(&st.error, memory_order_relaxed);

@@ -216,9 +216,13 @@ static crew__job *sleep_until(crew__worker *w, uint32_t flag, crew__latch *l)
     bool ready = atomic_load_explicit(&pool->stopping, memory_order_seq_cst) ||
                  (l && atomic_load_explicit(&l->count, memory_order_seq_cst) == 0) || (flag == 1 && (job = find_work(w)) != NULL);
     if (!ready) {
+        /* Busy time is time awake: the clock is read only around sleeps. */
+        uint64_t t = crew__now_ns();
+        count(&w->busy_ns, t - w->awake_since);
         count(&w->sleeps, 1);
         while (atomic_load_explicit(&w->sleep, memory_order_acquire) == flag)
             crew__futex_wait(&w->sleep, flag);
+        w->awake_since = crew__now_ns();
     }
     /* Whoever wins this CAS (we, or a waker) does the accounting. */
     uint32_t expected = flag;
@@ -310,6 +314,7 @@ static void *worker_main(void *arg)
     crew__worker *w = arg;
     crew *pool = w->pool;
     crew__tls_worker = w;
+    w->awake_since = crew__now_ns();
     unsigned idle = 0;
     while (!atomic_load_explicit(&pool->stopping, memory_order_acquire)) {
         crew__job *job = find_work(w);
@@ -324,10 +329,9 @@ static void *worker_main(void *arg)
                 continue;
         }
         idle = 0;
-        uint64_t t0 = crew__now_ns();
         crew__pool_run_job(w, job);
-        count(&w->busy_ns, crew__now_ns() - t0);
     }
+    count(&w->busy_ns, crew__now_ns() - w->awake_since);
     return NULL;
 }
 
@@ -514,9 +518,9 @@ void crew__pool_call(crew *pool, void (*fn)(crew__worker *w, void *arg), void *a
     }
     crew__worker *w = pool->slots[0];
     crew__tls_worker = w;
-    uint64_t t0 = crew__now_ns();
+    w->awake_since = crew__now_ns();
     fn(w, arg);
-    count(&w->busy_ns, crew__now_ns() - t0);
+    count(&w->busy_ns, crew__now_ns() - w->awake_since);
     crew__tls_worker = self;
     pthread_mutex_unlock(&pool->caller_lock);
 }
