@@ -144,10 +144,14 @@ static inline int bench_cmp_double(const void *a, const void *b)
 /* The figure of a series of rounds: the best (smallest) or the median. */
 static inline double bench_pick(const double *v, int n, int median)
 {
-    double s[BENCH_MAX_REPS];
+    double *s = (double *)malloc((size_t)n * sizeof *s);
+    if (!s)
+        bench_fail("out of memory");
     memcpy(s, v, (size_t)n * sizeof *s);
     qsort(s, (size_t)n, sizeof *s, bench_cmp_double);
-    return median ? (n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2) : s[0];
+    double fig = median ? (n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2) : s[0];
+    free(s);
+    return fig;
 }
 
 /*
