@@ -497,7 +497,8 @@ CREW_API int crew_arena_open(crew_arena **a, const char *path, unsigned flags);
  * snapshot file, or the crew_arena_fd of a frozen arena received from
  * another process (for example over a Unix socket with SCM_RIGHTS).  The
  * pages are the same as the sender's, not a copy.  `fd` stays the
- * caller's: crew keeps its own duplicate.
+ * caller's: crew keeps its own duplicate.  CREW_ARENA_VERIFY checks a
+ * snapshot's checksum; a sealed memfd has none (and cannot have changed).
  * Returns as crew_arena_open, plus CREW_ENOTFROZEN for an arena's memfd
  * that is not sealed yet (its owner could still change it).
  * Thread-safe: yes.
