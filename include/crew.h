@@ -74,6 +74,7 @@ enum {
     CREW_EBADROOT  = -10010,     /* snapshot: root lies outside the data */
     CREW_ECHECKSUM = -10011,     /* snapshot: data does not match its checksum */
     CREW_ENOTSUP   = -10012,     /* not supported by this build or kernel */
+    CREW_ENOTFROZEN = -10013,    /* arena: not frozen (sealed) yet */
 };
 
 /*
@@ -310,25 +311,299 @@ CREW_API size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n);
  * maps without copying.  Inside it, structures refer to each other by
  * crew_ref, a byte offset from the arena's base (0 is null), so a
  * pointer-rich structure works at any address.
+ *
+ * Life of an arena:
+ *
+ *   crew_arena *a;
+ *   crew_arena_create(&a, (size_t)1 << 30);          reserve 1 GiB of addresses
+ *   crew_ref n = CREW_ARENA_NEW(a, struct node);     zeroed, aligned
+ *   CREW_ARENA_PTR(a, struct node, n)->next = ...;   build with refs, not pointers
+ *   crew_arena_set_root(a, n);
+ *   crew_arena_freeze(a);                            sealed, read-only forever
+ *   crew_arena_save(a, "data.crew");                 atomic snapshot file
+ *   ... fork workers: they see the same pages at the same address ...
+ *
+ *   crew_arena_open(&b, "data.crew", 0);             later, any process: O(1)
+ *   const struct node *r = CREW_ARENA_GET(b, struct node, crew_arena_root(b));
+ *
+ * Bytes [0, CREW_ARENA_PROLOGUE) of every arena belong to crew (that is
+ * why ref 0 can mean null): freezing writes there a small description
+ * (size, root) so that a process handed only the fd can adopt the arena.
+ *
+ * Processes.  A process forked after crew_arena_create sees the arena at
+ * the same address, sharing its pages (also later writes to bytes that
+ * were allocated before the fork).  Only the creating process may allocate
+ * and write: a child's allocations would collide with the parent's.  Space
+ * the arena grows into after the fork is not mapped in the child, so build
+ * first, freeze, then fork.  crew_arena_freeze fails with CREW_EBUSY while
+ * a forked child still holds the writable mapping.
  */
 typedef struct crew_arena crew_arena;
 typedef uint64_t crew_ref;
 
-#define CREW_ARENA_VERIFY 1u   /* crew_arena_open: also check the checksum */
+#define CREW_ARENA_VERIFY 1u        /* crew_arena_open: also check the checksum */
+#define CREW_ARENA_PROLOGUE 64u     /* bytes reserved by crew at the start */
+#define CREW_ARENA_MAX_ALIGN 4096u  /* largest alignment an allocation may ask */
 
+/*
+ * crew_arena_create -- a new, empty, writable arena backed by an anonymous
+ * memfd.  Address space for `capacity` bytes (rounded up to the page size)
+ * is reserved now, memory is used only as allocations touch it, and the
+ * base address never changes: pointers into the arena stay valid until
+ * crew_arena_close.  Reserving costs no memory, so a generous capacity
+ * (even far beyond RAM) is fine.
+ * Returns 0 and sets *a; CREW_EINVAL (a NULL, capacity 0, or so large that
+ * rounding overflows), CREW_ENOMEM (no address space or memory),
+ * -errno from memfd_create/ftruncate.
+ * Ownership: the caller owns *a and ends it with crew_arena_close.
+ * Thread-safe: yes (each call makes its own arena).
+ */
 CREW_API int crew_arena_create(crew_arena **a, size_t capacity);
+
+/*
+ * crew_arena_try_alloc -- allocate `size` bytes aligned to `align` (a power
+ * of two, at most CREW_ARENA_MAX_ALIGN) and store their ref in *ref.  The
+ * bytes are zero (memory is never reused: there is no free; an arena is
+ * released as a whole).  The ref is aligned to `align` and so is the
+ * pointer, because the base is page-aligned.
+ * Returns 0; CREW_EINVAL (a or ref NULL, size 0, align not a power of two
+ * or too large), CREW_EFULL (capacity exhausted: the arena is unchanged
+ * and smaller requests may still succeed), CREW_EFROZEN (frozen or opened
+ * from a snapshot), CREW_ENOMEM or -errno (the memfd could not grow).
+ * Thread-safe: yes, several threads may allocate at once (lock-free
+ * except when the arena grows), but not concurrently with crew_arena_freeze.
+ */
+CREW_API int crew_arena_try_alloc(crew_arena *a, size_t size, size_t align, crew_ref *ref);
+
+/*
+ * crew_arena_alloc -- crew_arena_try_alloc returning the ref, or 0 when it
+ * fails for any reason (full, frozen, bad argument).  Thread-safe as above.
+ */
 CREW_API crew_ref crew_arena_alloc(crew_arena *a, size_t size, size_t align);
+
+/*
+ * crew_arena_array -- allocate `count` zeroed elements of `elem_size` bytes
+ * aligned to `align`; 0 on failure, including count * elem_size
+ * overflowing or count == 0 (an empty array is conventionally ref 0).
+ * Prefer the typed form CREW_ARENA_ARRAY(a, type, count).  Thread-safe.
+ */
+CREW_API crew_ref crew_arena_array(crew_arena *a, size_t count, size_t elem_size,
+                                   size_t align);
+
+/*
+ * crew_arena_ptr -- the address of `ref` in this process: base + ref, or
+ * NULL for ref 0.  Unchecked: use it for refs your own code made.  For data
+ * read from a file use crew_arena_get.  The pointer is writable only until
+ * the arena is frozen; writing through it afterwards faults (SIGSEGV).
+ * Thread-safe.
+ */
 CREW_API void *crew_arena_ptr(const crew_arena *a, crew_ref ref);
+
+/*
+ * crew_arena_get -- the address of [ref, ref + size) when that range lies
+ * inside the bytes in use (and ref != 0), else NULL.  Overflow-safe for any
+ * ref and size, so it is the way to follow refs found in untrusted data.
+ * Thread-safe.
+ */
 CREW_API const void *crew_arena_get(const crew_arena *a, crew_ref ref, size_t size);
+
+/*
+ * crew_arena_get_array -- crew_arena_get for `count` elements of
+ * `elem_size` bytes that must also be aligned to `align` (0 or 1: no
+ * alignment check).  NULL when out of range, misaligned, ref 0 or count *
+ * elem_size overflows; count 0 gives NULL too.  Typed forms:
+ * CREW_ARENA_GET(a, type, ref) and CREW_ARENA_GET_ARRAY(a, type, ref, n).
+ * Thread-safe.
+ */
+CREW_API const void *crew_arena_get_array(const crew_arena *a, crew_ref ref, size_t count,
+                                          size_t elem_size, size_t align);
+
+/* Typed helpers: allocation, unchecked and checked access. */
+#define CREW_ARENA_NEW(a, type) crew_arena_alloc((a), sizeof(type), _Alignof(type))
+#define CREW_ARENA_ARRAY(a, type, n) crew_arena_array((a), (n), sizeof(type), _Alignof(type))
+#define CREW_ARENA_PTR(a, type, ref) ((type *)crew_arena_ptr((a), (ref)))
+#define CREW_ARENA_GET(a, type, ref) \
+    ((const type *)crew_arena_get_array((a), (ref), 1, sizeof(type), _Alignof(type)))
+#define CREW_ARENA_GET_ARRAY(a, type, ref, n) \
+    ((const type *)crew_arena_get_array((a), (ref), (n), sizeof(type), _Alignof(type)))
+
+/*
+ * crew_arena_at -- base + ref without a call: the fast path for hot loops
+ * over a trusted arena (take base once with crew_arena_base).  ref 0 gives
+ * base itself, not NULL.
+ */
+static inline const void *crew_arena_at(const void *base, crew_ref ref)
+{
+    return (const char *)base + ref;
+}
+
+/*
+ * crew_arena_set_root / crew_arena_root -- the ref where the structure
+ * starts (0 until set).  The root is saved in snapshots and in the frozen
+ * arena's prologue.  set_root on a frozen arena is ignored.
+ * Thread-safe (atomic), but set the root before handing the arena out.
+ */
 CREW_API void crew_arena_set_root(crew_arena *a, crew_ref root);
 CREW_API crew_ref crew_arena_root(const crew_arena *a);
+
+/*
+ * crew_arena_freeze -- make the arena read-only forever: no more
+ * allocations (they fail with CREW_EFROZEN), the memfd is sealed with
+ * F_SEAL_WRITE, F_SEAL_GROW, F_SEAL_SHRINK and F_SEAL_SEAL, trimmed to the
+ * pages in use, and mapped read-only at the same base, so any write
+ * faults instead of corrupting data that other workers read.  On kernels
+ * that refuse a read-only shared mapping of a sealed memfd (before 6.7)
+ * the mapping is MAP_PRIVATE, which shares the same pages all the same.
+ * Freezing a frozen or opened arena returns 0.
+ * Returns 0; CREW_EINVAL (a NULL); CREW_EBUSY (another process, such as a
+ * child forked before the freeze, still maps the arena writable: the arena
+ * stays writable and unchanged, freeze again once it is gone); -errno.
+ * Thread-safe: no; call it once building is over, when no other thread
+ * allocates or writes.
+ */
 CREW_API int crew_arena_freeze(crew_arena *a);
+
+/*
+ * crew_arena_save -- write a snapshot file (format: docs/SNAPSHOT.md) of
+ * the bytes in use and the root.  Atomic: the bytes go to a temporary file
+ * in the same directory (path + ".crew-tmp.*"), which is fsync'ed, renamed
+ * over `path`, and the directory is fsync'ed; a crash leaves either the
+ * old file or the new one (and perhaps a stray temporary file), never a
+ * mix.  A process that has the old file open keeps reading the old data.
+ * The arena may be frozen or not; if not, nobody may write to it during
+ * the save.  Returns 0; CREW_EINVAL (NULL argument); -errno (ENOSPC,
+ * EACCES, ...: the old file is then untouched).
+ * Thread-safe: yes, with itself and with readers.
+ */
 CREW_API int crew_arena_save(const crew_arena *a, const char *path);
+
+/*
+ * crew_arena_open -- map a snapshot file read-only.  Only the header is
+ * read and checked, so opening takes the same time for 1 KiB and 64 GiB,
+ * and the data pages come in from the page cache as they are touched and
+ * are shared with every other process that maps the file.  With
+ * CREW_ARENA_VERIFY the checksum of the whole file is checked too (this
+ * reads all of it).  The arena is frozen; refs stay valid as in the arena
+ * that was saved.  Never truncate a snapshot file while it is open (save
+ * replaces files by rename, which is safe).
+ * Returns 0 and sets *a; CREW_EINVAL (a or path NULL, unknown flags);
+ * -errno (CREW_ENOENT, -EACCES, -EISDIR, ...); for a bad file:
+ * CREW_EEMPTY, CREW_ETRUNC, CREW_EMAGIC, CREW_EVERSION, CREW_EENDIAN,
+ * CREW_EBADSIZE, CREW_EBADROOT, CREW_ECHECKSUM (only with VERIFY).
+ * Ownership: the caller owns *a (crew_arena_close).  Thread-safe: yes.
+ */
 CREW_API int crew_arena_open(crew_arena **a, const char *path, unsigned flags);
+
+/*
+ * crew_arena_open_fd -- adopt an arena from a file descriptor: either a
+ * snapshot file, or the crew_arena_fd of a frozen arena received from
+ * another process (for example over a Unix socket with SCM_RIGHTS).  The
+ * pages are the same as the sender's, not a copy.  `fd` stays the
+ * caller's: crew keeps its own duplicate.  CREW_ARENA_VERIFY checks a
+ * snapshot's checksum; a sealed memfd has none (and cannot have changed).
+ * Returns as crew_arena_open, plus CREW_ENOTFROZEN for an arena's memfd
+ * that is not sealed yet (its owner could still change it).
+ * Thread-safe: yes.
+ */
+CREW_API int crew_arena_open_fd(crew_arena **a, int fd, unsigned flags);
+
+/*
+ * crew_arena_base -- the address of byte 0.  Never changes during the
+ * arena's life.  crew_arena_size -- bytes in use (the prologue included),
+ * which is what a snapshot holds.  crew_arena_capacity -- the most it can
+ * hold.  crew_arena_frozen -- 1 when read-only (frozen or opened), else 0.
+ * All return 0 / NULL for a NULL arena.  Thread-safe.
+ */
 CREW_API const void *crew_arena_base(const crew_arena *a);
 CREW_API size_t crew_arena_size(const crew_arena *a);
+CREW_API size_t crew_arena_capacity(const crew_arena *a);
+CREW_API int crew_arena_frozen(const crew_arena *a);
+
+/*
+ * crew_arena_fd -- the file descriptor behind the mapping: the memfd of a
+ * created arena (data at offset 0), or the snapshot file of an opened one.
+ * Hand it to another process (inherit it, or SCM_RIGHTS) and call
+ * crew_arena_open_fd there, after freezing.  It is close-on-exec.
+ * Returns the fd, or CREW_EINVAL for NULL.
+ * Ownership: the arena's; do not close it.  Thread-safe.
+ */
 CREW_API int crew_arena_fd(const crew_arena *a);
+
+/*
+ * crew_arena_close -- unmap the arena and close its fd.  Pointers into it
+ * become invalid in this process; other processes that map it keep their
+ * pages.  NULL: no-op.  Not while other threads still use the arena.
+ */
 CREW_API void crew_arena_close(crew_arena *a);
+
+/*
+ * Strings.  crew_arena_strdup copies a NUL-terminated string into the
+ * arena; crew_arena_strndup copies `len` bytes and adds a NUL.  Both return
+ * 0 when the arena is full or frozen, or an argument is NULL.
+ * crew_arena_str is the checked reader: the string at ref, or NULL when ref
+ * is 0, outside the bytes in use, or no NUL ends it before the end of the
+ * arena (safe on untrusted files).  Thread-safe as crew_arena_alloc / get.
+ */
+CREW_API crew_ref crew_arena_strdup(crew_arena *a, const char *s);
+CREW_API crew_ref crew_arena_strndup(crew_arena *a, const char *s, size_t len);
+CREW_API const char *crew_arena_str(const crew_arena *a, crew_ref ref);
+
+/*
+ * A string table stores each distinct string once in an arena (interning),
+ * so equal strings have equal refs, and can publish into the arena an index
+ * that any reader of the frozen arena or its snapshot can search by
+ * content:
+ *
+ *   crew_strtab *t;  crew_strtab_create(&t, a);
+ *   crew_ref w = crew_strtab_intern(t, "apple", 5);      same ref every time
+ *   crew_ref index = crew_strtab_publish(t);             store it, e.g. in the root
+ *   crew_strtab_close(t);  crew_arena_freeze(a); ...
+ *   crew_ref found = crew_strtab_find(a, index, "apple", 5);   == w
+ *
+ * The table's own hash table lives in ordinary memory; only the strings
+ * and the published index live in the arena.
+ */
+typedef struct crew_strtab crew_strtab;
+
+/*
+ * crew_strtab_create -- an empty table that interns into arena `a`.
+ * Returns 0, CREW_EINVAL (NULL), CREW_ENOMEM.  The caller owns *t
+ * (crew_strtab_close); the arena must outlive it.  Thread-safe: a table
+ * is used by one thread at a time.
+ */
+CREW_API int crew_strtab_create(crew_strtab **t, crew_arena *a);
+
+/*
+ * crew_strtab_intern -- the ref of a NUL-terminated copy of s[0, len) in
+ * the arena, stored on first sight and reused after.  0 when the arena is
+ * full or frozen, out of memory, or s contains a NUL byte (strings are
+ * found by content and must be NUL-free).
+ */
+CREW_API crew_ref crew_strtab_intern(crew_strtab *t, const char *s, size_t len);
+
+/* crew_strtab_count -- distinct strings interned so far. */
+CREW_API size_t crew_strtab_count(const crew_strtab *t);
+
+/*
+ * crew_strtab_publish -- write into the arena an index of every string
+ * interned so far (an open-addressing hash table keyed by XXH3-64, whose
+ * layout docs/SNAPSHOT.md describes) and return its ref; 0 when the arena
+ * is full or frozen.  Publishing again after more interning writes a new
+ * index (the old one stays valid for the strings it knew).
+ */
+CREW_API crew_ref crew_strtab_publish(crew_strtab *t);
+
+/*
+ * crew_strtab_find -- look s[0, len) up in a published index: its ref, or
+ * 0 when absent.  Every ref read from the arena is bounds-checked, so it is
+ * safe on untrusted snapshots (a corrupt index finds nothing or a wrong
+ * string, never reads outside the arena).  Thread-safe, read-only.
+ */
+CREW_API crew_ref crew_strtab_find(const crew_arena *a, crew_ref index, const char *s,
+                                   size_t len);
+
+/* crew_strtab_close -- free the table (the strings stay in the arena). NULL: no-op. */
+CREW_API void crew_strtab_close(crew_strtab *t);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,7 @@ static const struct {
     {CREW_EBADROOT, "CREW_EBADROOT", "the snapshot root lies outside its data"},
     {CREW_ECHECKSUM, "CREW_ECHECKSUM", "the snapshot data does not match its checksum: the file is corrupt"},
     {CREW_ENOTSUP, "CREW_ENOTSUP", "not supported by this build or kernel"},
+    {CREW_ENOTFROZEN, "CREW_ENOTFROZEN", "the arena is not frozen yet: freeze it before handing it to another process"},
     /* errno-valued codes whose meaning inside crew deserves a better text */
     {CREW_EINVAL, "CREW_EINVAL", "invalid argument"},
     {CREW_ENOMEM, "CREW_ENOMEM", "out of memory"},

@@ -1,0 +1,393 @@
+/*
+ * snapshot.c -- snapshot files: save an arena atomically, open one in
+ * O(1), and adopt an arena from a file descriptor.
+ *
+ * A snapshot is a 128-byte header, zero padding up to a page-aligned data
+ * offset, then the arena's bytes (docs/SNAPSHOT.md is the reference).
+ * Because the data starts on a page boundary, opening is one pread of the
+ * header plus one mmap of the rest: nothing is read until touched, the
+ * pages come from the page cache and are shared by every process mapping
+ * the file, and a 64 GiB file opens as fast as a small one.
+ *
+ * The header is untrusted input: every field is range-checked with
+ * overflow-safe arithmetic before anything is mapped, and each kind of bad
+ * file gets its own error.  The XXH3-64 checksum covers the header and the
+ * data; it is computed on every save and checked on open only when asked
+ * (CREW_ARENA_VERIFY), since checking means reading the whole file.
+ *
+ * Saving writes a temporary file in the destination's directory, fsyncs
+ * it, renames it over the destination and fsyncs the directory: readers
+ * and crashes see the old file or the new one, never a mix.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "arena/arena_internal.h"
+
+#define CREW_SAVE_CHUNK ((size_t)4 << 20)  /* hashed then written while in cache */
+#define CREW_VERIFY_CHUNK ((size_t)64 << 20)
+
+static int prefix_is(const void *buf, size_t len, const char *magic)
+{
+    return len >= 8 && memcmp(buf, magic, 8) == 0;
+}
+
+int crew__snapshot_parse(const void *buf, size_t len, uint64_t file_size,
+                         crew__snap_info *info)
+{
+    if (file_size == 0 || len == 0)
+        return CREW_EEMPTY;
+    /* A short file that starts like a snapshot is truncated; else foreign. */
+    if (memcmp(buf, CREW__SNAP_MAGIC, len < 8 ? len : 8) != 0)
+        return CREW_EMAGIC;
+    if (len < CREW__SNAP_HEADER_SIZE || file_size < CREW__SNAP_HEADER_SIZE)
+        return CREW_ETRUNC;
+    struct crew__snap_header h;
+    memcpy(&h, buf, sizeof h);
+    if (h.endian != CREW__ENDIAN_TAG)
+        return h.endian == __builtin_bswap32(CREW__ENDIAN_TAG) ? CREW_EENDIAN : CREW_EMAGIC;
+    if (h.version == 0 || h.version > CREW__SNAP_VERSION ||
+        h.checksum_algo != CREW__SNAP_CHECKSUM_XXH3)
+        return CREW_EVERSION;
+    if (h.header_size != CREW__SNAP_HEADER_SIZE || h.data_offset < CREW__SNAP_HEADER_SIZE ||
+        h.data_offset % CREW__SNAP_DATA_OFFSET != 0 || h.data_size < CREW_ARENA_PROLOGUE ||
+        h.data_size > (UINT64_MAX >> 2) || h.data_offset > (UINT64_MAX >> 2))
+        return CREW_EBADSIZE;
+    uint64_t end = h.data_offset + h.data_size; /* both < 2^62: no overflow */
+    if (end > file_size)
+        return CREW_ETRUNC;
+    if (end < file_size)
+        return CREW_EBADSIZE; /* the header lies about the size */
+    if (h.root != 0 && (h.root < CREW_ARENA_PROLOGUE || h.root >= h.data_size))
+        return CREW_EBADROOT;
+    info->data_offset = h.data_offset;
+    info->data_size = h.data_size;
+    info->root = h.root;
+    info->checksum = h.checksum;
+    return 0;
+}
+
+int crew__prologue_parse(const void *buf, size_t len, uint64_t file_size,
+                         crew__snap_info *info)
+{
+    if (file_size == 0 || len == 0)
+        return CREW_EEMPTY;
+    if (memcmp(buf, CREW__PROLOGUE_MAGIC, len < 8 ? len : 8) != 0)
+        return CREW_EMAGIC;
+    if (len < CREW_ARENA_PROLOGUE || file_size < CREW_ARENA_PROLOGUE)
+        return CREW_ETRUNC;
+    struct crew__prologue p;
+    memcpy(&p, buf, sizeof p);
+    if (p.endian != CREW__ENDIAN_TAG)
+        return p.endian == __builtin_bswap32(CREW__ENDIAN_TAG) ? CREW_EENDIAN : CREW_EMAGIC;
+    if (p.version != 1)
+        return CREW_EVERSION;
+    if (p.size < CREW_ARENA_PROLOGUE)
+        return CREW_EBADSIZE;
+    if (p.size > file_size)
+        return CREW_ETRUNC;
+    if (p.root != 0 && (p.root < CREW_ARENA_PROLOGUE || p.root >= p.size))
+        return CREW_EBADROOT;
+    info->data_offset = 0;
+    info->data_size = p.size;
+    info->root = p.root;
+    info->checksum = 0;
+    return 0;
+}
+
+static void header_fill(struct crew__snap_header *h, uint64_t size, crew_ref root)
+{
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, CREW__SNAP_MAGIC, sizeof h->magic);
+    h->endian = CREW__ENDIAN_TAG;
+    h->version = CREW__SNAP_VERSION;
+    h->header_size = CREW__SNAP_HEADER_SIZE;
+    h->data_offset = CREW__SNAP_DATA_OFFSET;
+    h->data_size = size;
+    h->root = root;
+    h->checksum_algo = CREW__SNAP_CHECKSUM_XXH3;
+    h->writer_page = (uint32_t)crew__arena_page();
+}
+
+/* Start a checksum: the header with its checksum field zeroed. */
+static XXH3_state_t *checksum_begin(const struct crew__snap_header *h)
+{
+    XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return NULL;
+    struct crew__snap_header z = *h;
+    z.checksum = 0;
+    XXH3_64bits_reset(st);
+    XXH3_64bits_update(st, &z, sizeof z);
+    return st;
+}
+
+uint64_t crew__snapshot_checksum(const struct crew__snap_header *h, const void *data,
+                                 size_t size)
+{
+    XXH3_state_t *st = checksum_begin(h);
+    if (!st)
+        return 0;
+    XXH3_64bits_update(st, data, size);
+    uint64_t sum = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return sum;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        p += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Write header page and data to fd.  The data is hashed one chunk at a
+ * time just before that chunk is written, so it is read from memory once.
+ * The prologue is written fresh (size and root as of now), so every
+ * snapshot's data describes itself even if the arena was never frozen.
+ */
+static int save_write(int fd, const crew_arena *a, uint64_t size, crew_ref root)
+{
+    struct crew__snap_header h;
+    header_fill(&h, size, root);
+    struct crew__prologue p;
+    crew__arena_prologue(&p, size, root);
+    XXH3_state_t *st = checksum_begin(&h);
+    if (!st)
+        return CREW_ENOMEM;
+    XXH3_64bits_update(st, &p, sizeof p);
+    int rc = pwrite_all(fd, &p, sizeof p, CREW__SNAP_DATA_OFFSET);
+    for (uint64_t off = sizeof p; rc == 0 && off < size;) {
+        size_t n = size - off < CREW_SAVE_CHUNK ? (size_t)(size - off) : CREW_SAVE_CHUNK;
+        XXH3_64bits_update(st, a->base + off, n);
+        rc = pwrite_all(fd, a->base + off, n, CREW__SNAP_DATA_OFFSET + off);
+        off += n;
+    }
+    h.checksum = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    if (rc == 0) {
+        static const char zero[CREW__SNAP_DATA_OFFSET];
+        rc = pwrite_all(fd, zero, sizeof zero, 0);
+    }
+    if (rc == 0)
+        rc = pwrite_all(fd, &h, sizeof h, 0);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    return rc;
+}
+
+/* fsync the directory holding `path`, so the rename itself is durable. */
+static int sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return CREW_ENOMEM;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+/* Create a fresh temporary file next to `path`; its name goes to *tmp. */
+static int temp_open(const char *path, char **tmp)
+{
+    static _Atomic unsigned counter;
+    size_t cap = strlen(path) + 64;
+    char *name = malloc(cap);
+    if (!name)
+        return CREW_ENOMEM;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        /* relaxed: only uniqueness within the process matters */
+        unsigned n = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
+        snprintf(name, cap, "%s.crew-tmp.%ld.%u", path, (long)getpid(), n);
+        /* 0666 & ~umask, as any new file gets */
+        int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            *tmp = name;
+            return fd;
+        }
+        if (errno != EEXIST) {
+            int rc = -errno;
+            free(name);
+            return rc;
+        }
+    }
+    free(name);
+    return -EEXIST;
+}
+
+int crew_arena_save(const crew_arena *a, const char *path)
+{
+    if (!a || !path || !*path)
+        return CREW_EINVAL;
+    uint64_t size = atomic_load_explicit(&a->used, memory_order_acquire);
+    crew_ref root = atomic_load_explicit(&a->root, memory_order_relaxed);
+    char *tmp = NULL;
+    int fd = temp_open(path, &tmp);
+    if (fd < 0)
+        return fd;
+    int rc = save_write(fd, a, size, root);
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = sync_dir(path);
+    else
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+static ssize_t pread_all(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, (char *)buf + got, len - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/*
+ * Hash the mapped data, faulting it in by big batches where the kernel
+ * can (MADV_POPULATE_READ, Linux 5.14) rather than one fault per few pages.
+ */
+static int verify(const void *hbuf, const unsigned char *data, uint64_t size, uint64_t want)
+{
+    struct crew__snap_header h;
+    memcpy(&h, hbuf, sizeof h);
+    XXH3_state_t *st = checksum_begin(&h);
+    if (!st)
+        return CREW_ENOMEM;
+    size_t page = crew__arena_page();
+    for (uint64_t off = 0; off < size;) {
+        size_t n = size - off < CREW_VERIFY_CHUNK ? (size_t)(size - off) : CREW_VERIFY_CHUNK;
+#ifdef MADV_POPULATE_READ
+        uintptr_t lo = (uintptr_t)(data + off) & ~(uintptr_t)(page - 1);
+        (void)madvise((void *)lo, (uintptr_t)(data + off + n) - lo, MADV_POPULATE_READ);
+#else
+        (void)page;
+#endif
+        XXH3_64bits_update(st, data + off, n);
+        off += n;
+    }
+    uint64_t sum = XXH3_64bits_digest(st);
+    XXH3_freeState(st);
+    return sum == want ? 0 : CREW_ECHECKSUM;
+}
+
+/* Read the first bytes of fd and decide what it holds. */
+static int classify(int fd, unsigned char *buf, size_t *len, uint64_t *file_size,
+                    crew__snap_info *info, int *is_memfd)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    if (S_ISDIR(st.st_mode))
+        return -EISDIR;
+    if (!S_ISREG(st.st_mode))
+        return CREW_EINVAL;
+    *file_size = (uint64_t)st.st_size;
+    if (*file_size == 0)
+        return CREW_EEMPTY;
+    ssize_t n = pread_all(fd, buf, CREW__SNAP_HEADER_SIZE);
+    if (n < 0)
+        return (int)n;
+    *len = (size_t)n;
+    *is_memfd = prefix_is(buf, *len, CREW__PROLOGUE_MAGIC);
+    if (!*is_memfd)
+        return crew__snapshot_parse(buf, *len, *file_size, info);
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK)) != (F_SEAL_WRITE | F_SEAL_SHRINK))
+        return CREW_ENOTFROZEN;
+    return crew__prologue_parse(buf, *len, *file_size, info);
+}
+
+/* Open the arena held by fd, which this function owns (closes on error). */
+static int open_owned(crew_arena **out, int fd, unsigned flags)
+{
+    unsigned char buf[CREW__SNAP_HEADER_SIZE];
+    size_t len = 0;
+    uint64_t file_size = 0;
+    crew__snap_info info;
+    int is_memfd = 0;
+    int rc = classify(fd, buf, &len, &file_size, &info, &is_memfd);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    /* mmap offsets must be page multiples; the data offset is a multiple
+     * of 4096, which may be less than a page on some machines */
+    size_t page = crew__arena_page();
+    uint64_t map_off = info.data_offset & ~(uint64_t)(page - 1);
+    size_t skip = (size_t)(info.data_offset - map_off);
+    if (info.data_size > SIZE_MAX - skip) {
+        close(fd);
+        return CREW_ENOMEM;
+    }
+    size_t map_len = skip + (size_t)info.data_size;
+    unsigned char *map = crew__arena_map_readonly(NULL, map_len, fd, map_off);
+    if (map == MAP_FAILED) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    if ((flags & CREW_ARENA_VERIFY) && !is_memfd)
+        rc = verify(buf, map + skip, info.data_size, info.checksum);
+    if (rc == 0)
+        rc = crew__arena_adopt(out, fd, map, map_len, skip, info.data_size, info.root);
+    if (rc < 0) {
+        munmap(map, map_len);
+        close(fd);
+    }
+    return rc;
+}
+
+int crew_arena_open(crew_arena **out, const char *path, unsigned flags)
+{
+    if (!out || !path || (flags & ~CREW_ARENA_VERIFY))
+        return CREW_EINVAL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    return open_owned(out, fd, flags);
+}
+
+int crew_arena_open_fd(crew_arena **out, int fd, unsigned flags)
+{
+    if (!out || fd < 0 || (flags & ~CREW_ARENA_VERIFY))
+        return CREW_EINVAL;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return -errno;
+    return open_owned(out, own, flags);
+}
