@@ -209,7 +209,9 @@ CREW_API int crew_reduce(crew *pool, size_t begin, size_t end, size_t grain,
 
 /*
  * A task reads the shared data set and its argument and writes its own
- * result.  It returns 0 or a positive error of its own choosing.
+ * result.  It returns 0 or a positive error of its own choosing; negative
+ * values are reserved for crew, and a task that returns one gets status
+ * CREW_EINVAL.
  */
 typedef int crew_task_fn(const void *shared, const void *arg, void *result);
 
