@@ -142,8 +142,11 @@ CREW_API unsigned crew_workers(const crew *pool);
  * crew_resize -- change N while the pool is in use.  Workers beyond the new
  * N finish the work they hold and then sleep; new ones start at once.  The
  * change takes effect at each worker's next task boundary.
+ * Futures already queued, and calls from outside threads handed to the
+ * pool, may still be run by workers beyond N.
  * Returns 0, CREW_EINVAL (pool NULL, n == 0, n > CREW_MAX_WORKERS),
- * CREW_EAGAIN (a thread could not start: N stays as it was).
+ * CREW_EAGAIN or CREW_ENOMEM (a thread could not start: N stays as it was;
+ * threads already started for the change stay and sleep).
  * Thread-safe: yes, also from inside a task.
  */
 CREW_API int crew_resize(crew *pool, unsigned n);
@@ -223,15 +226,18 @@ typedef struct crew_task {
 } crew_task;
 
 typedef struct crew_run_opts {
-    /* Nonzero: after the first task that fails, start no more; tasks not
-     * started get status CREW_ECANCELED. */
+    /* Nonzero: once a task has failed, start no more; tasks not started get
+     * status CREW_ECANCELED.  Tasks already running finish, and a task that
+     * another worker starts at the moment of the failure may still run.
+     * Cancelled tasks count as failed (crew_run returns CREW_EFAILED). */
     int stop_on_error;
     /* Called once per task, on the thread that ran it, as soon as its status
      * is final (also for cancelled tasks), so results can be consumed while
      * the run goes on.  Calls may be concurrent. */
     void (*on_done)(void *ctx, size_t index);
     /* Called at most about ten times a second while the run goes on, and
-     * once at the end with done == total.  Never concurrently with itself. */
+     * once at the end with done == total (also when n == 0).  Never
+     * concurrently with itself.  failed counts failed and cancelled tasks. */
     void (*progress)(void *ctx, size_t done, size_t total, size_t failed);
     void *ctx;         /* passed to on_done and progress */
 } crew_run_opts;
@@ -254,8 +260,9 @@ typedef struct crew_future crew_future;
 
 /*
  * crew_submit -- start one task in the background and return at once.
- * *task must stay valid until the future is waited for or freed; its
- * status is written when it finishes.  With workers == 1 (no threads) the
+ * *task (and its argument and result) must stay valid until the task has
+ * finished: until crew_future_wait returns, or, for a future freed without
+ * waiting, until crew_close returns.  Its status is written when it ends.  With workers == 1 (no threads) the
  * task runs inside crew_submit.
  * Returns 0 and sets *future, CREW_EINVAL (NULL pool, task, fn or future),
  * CREW_ENOMEM.  Ownership: the caller frees *future with crew_future_free.
@@ -266,9 +273,11 @@ CREW_API int crew_submit(crew *pool, const void *shared, crew_task *task,
 
 /*
  * crew_future_wait -- block until the task finished; return its status
- * (0, its positive error, or CREW_E...).  A worker thread that waits runs
- * other work meanwhile.  May be called more than once.
- * Returns CREW_EINVAL for NULL.  Thread-safe.
+ * (0, its positive error, or CREW_E...).  If no worker has started the
+ * task yet, the waiting thread runs it itself (so chains of futures that
+ * wait for each other cannot starve).  A worker of the pool that waits
+ * runs other work meanwhile.  May be called more than once, and from
+ * several threads.  Returns CREW_EINVAL for NULL.
  */
 CREW_API int crew_future_wait(crew_future *future);
 

@@ -122,28 +122,38 @@ struct crew__worker {
     uint64_t rng;
     unsigned help_depth;           /* nesting of work run while waiting */
     uint64_t awake_since;          /* for busy_ns: when the worker last woke */
-    /* 0 awake, 1 asleep for any reason, 2 asleep waiting on a latch only */
-    _Atomic uint32_t sleep;
     pthread_t thread;
     bool has_thread;
     crew__trace_buf trace;         /* owned by the worker's current thread */
     /* Counters: written by the owner, read by crew_stats at any time. */
     _Atomic uint64_t jobs, steals, sleeps, busy_ns;
+    /* A SLEEP_ value; CASed by wakers, so on a line of its own. */
+    _Alignas(CREW_CACHE_LINE) _Atomic uint32_t sleep;
+};
+
+enum {
+    SLEEP_AWAKE = 0,
+    SLEEP_IDLE = 1,    /* no work: wake me for any work */
+    SLEEP_WAITING = 2, /* waiting past the help depth: only my latch wakes me */
+    SLEEP_PARKED = 3,  /* beyond N: wake me for injector work or a resize */
 };
 
 struct crew {
     crew__worker *slots[CREW_MAX_WORKERS];
     _Atomic unsigned started;      /* slots[0..started) exist */
     _Atomic unsigned active;       /* N: workers with id >= N only serve the injector */
-    _Atomic uint32_t sleepers;     /* workers with sleep == 1 */
     _Atomic bool stopping;
+    _Atomic(char *) caller_owner;  /* token of the thread holding slot 0 */
+    /* Written on every sleep and wake: apart from the read-mostly fields. */
+    _Alignas(CREW_CACHE_LINE) _Atomic uint32_t sleepers; /* SLEEP_IDLE workers */
+    _Atomic uint32_t parked;       /* SLEEP_PARKED workers */
     bool tracing;
     uint64_t t0_ns;                /* trace time origin */
     char *trace_path;
     pthread_mutex_t caller_lock;   /* held by the outside thread using slot 0 */
     pthread_mutex_t resize_lock;
     /* Injector: jobs from outside threads and futures, FIFO. */
-    pthread_mutex_t inj_lock;
+    _Alignas(CREW_CACHE_LINE) pthread_mutex_t inj_lock;
     crew__job *inj_head, *inj_tail;
     _Atomic size_t inj_len;
     /* Futures whose tasks have not finished: crew_close waits for them. */
@@ -161,6 +171,10 @@ void crew__pool_run_job(crew__worker *w, crew__job *job);
 bool crew__pool_help(crew__worker *w);
 /* Wait until the latch reaches zero, running other work meanwhile. */
 void crew__pool_wait(crew__worker *w, crew__latch *l);
+/* The same for any word that another thread sets to `want` with a seq_cst
+ * store and then wakes us with crew__pool_wake_waiter. */
+void crew__pool_wait_word(crew__worker *w, _Atomic uint32_t *word, uint32_t want);
+void crew__pool_wake_waiter(crew__worker *w);
 void crew__latch_init(crew__latch *l, uint32_t count, crew__worker *waiter);
 void crew__latch_add(crew__latch *l, uint32_t n);
 void crew__latch_done(crew__latch *l);

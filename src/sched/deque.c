@@ -47,6 +47,14 @@ bool crew__deque_push(crew__deque *d, crew__job *job)
 
 crew__job *crew__deque_pop(crew__deque *d)
 {
+    /* Fast path for an empty deque (idle and helping workers ask often):
+     * relaxed is enough, because only we raise bottom and top only grows,
+     * so a stale top can only make the deque look fuller, never emptier.
+     * It spares the seq_cst store below and the cache line it dirties,
+     * which every thief reads. */
+    if (atomic_load_explicit(&d->top, memory_order_relaxed) >=
+        atomic_load_explicit(&d->bottom, memory_order_relaxed))
+        return NULL;
     int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
     /* seq_cst: the store of bottom must be visible before we read top, or a
      * thief and the owner could both take the last job (store-load order). */

@@ -112,8 +112,11 @@ static bool split_run(crew__worker *w, for_state *st, size_t lo, size_t mid, siz
     for_job j = {.job = {.run = for_job_run, .name = "range"}, .st = st, .lo = mid, .hi = hi};
     crew__latch_init(&j.done, 1, w);
     if (!crew__pool_push(w, &j.job)) {
-        /* Only when full, and we split only when our deque is empty. */
-        run_batch(st, lo, hi, acc);
+        /* Only when full, and we split only when our deque is empty; kept
+         * for safety, in grain-sized batches as promised. */
+        size_t step = st->grain ? st->grain : hi - lo;
+        for (size_t at = lo; at < hi; at += (hi - at < step ? hi - at : step))
+            run_batch(st, at, at + (hi - at < step ? hi - at : step), acc);
         return true;
     }
     for_range(w, st, lo, mid, acc);
@@ -199,7 +202,8 @@ int crew_for(crew *pool, size_t begin, size_t end, size_t grain, crew_range_fn *
 int crew_reduce(crew *pool, size_t begin, size_t end, size_t grain, const crew_reducer *r,
                 void *ctx, void *out)
 {
-    if (!pool || !r || !out || !r->init || !r->body || !r->combine || r->size == 0 || begin > end)
+    if (!pool || !r || !out || !r->init || !r->body || !r->combine || r->size == 0 ||
+        r->size > SIZE_MAX - CREW_CACHE_LINE || begin > end)
         return CREW_EINVAL;
     /* The caller's accumulator may be unaligned; fold into an aligned one. */
     size_t size = (r->size + CREW_CACHE_LINE - 1) / CREW_CACHE_LINE * CREW_CACHE_LINE;

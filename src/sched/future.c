@@ -3,21 +3,31 @@
  *
  * A future is a job in the pool's injector (never in a worker's deque: a
  * deque must be left by every frame as it was found, and a future outlives
- * the frame that made it).  It is shared by the submitter and the worker
- * that runs it, so it carries a reference count: whoever drops the last
- * reference frees it.  The pool's `futures` latch counts futures not yet
- * finished so that crew_close can wait for them.
+ * the frame that made it).  Whoever claims it first runs it: normally a
+ * worker that takes it from the injector, but a worker that waits for a
+ * future nobody has started yet claims and runs it itself.  Without that,
+ * a chain of futures each waiting for the next could leave every worker
+ * waiting while the next link sits in the queue.  The queued job is then
+ * only a husk that, when taken, does nothing but let go of the future.
+ *
+ * References: one for the submitter (crew_future_free) and one for the
+ * queue (dropped when the queued job is taken).  The pool's `futures`
+ * latch counts queued jobs not yet taken, so that crew_close can wait for
+ * them.
  */
 #include <stdlib.h>
 
 #include "internal.h"
+
+enum { QUEUED, RUNNING, DONE };
 
 struct crew_future {
     crew__job job;
     crew *pool;
     const void *shared;
     crew_task *task;
-    crew__latch done;
+    _Atomic uint32_t state;            /* QUEUED -> RUNNING -> DONE */
+    _Atomic(crew__worker *) waiter;    /* a worker waiting for DONE, or NULL */
     _Atomic int refs;
 };
 
@@ -28,21 +38,39 @@ static void future_unref(crew_future *f)
         free(f);
 }
 
-static void future_finish(crew_future *f, int status)
+static bool future_claim(crew_future *f)
 {
-    crew *pool = f->pool;
-    f->task->status = status;
-    crew__latch_done(&f->done);
-    future_unref(f);
-    crew__latch_done(&pool->futures);
+    uint32_t expected = QUEUED;
+    return atomic_compare_exchange_strong_explicit(&f->state, &expected, RUNNING,
+                                                   memory_order_acq_rel, memory_order_relaxed);
 }
 
+/* Run the claimed future's task and publish its status.  The caller holds
+ * a reference, so f stays valid throughout. */
+static void future_execute(crew_future *f)
+{
+    crew_task *t = f->task;
+    int rc = t->fn(f->shared, t->arg, t->result);
+    t->status = rc < 0 ? CREW_EINVAL : rc;
+    /* seq_cst: publishes the status (release) and is ordered before the
+     * look at the waiter (the Dekker pair with crew_future_wait). */
+    atomic_store_explicit(&f->state, DONE, memory_order_seq_cst);
+    crew__worker *w = atomic_load_explicit(&f->waiter, memory_order_seq_cst);
+    if (w)
+        crew__pool_wake_waiter(w);
+    crew__futex_wake(&f->state, INT_MAX); /* outside waiters */
+}
+
+/* The queued job: run the future unless a waiter already did. */
 static void future_run(crew__job *job, crew__worker *w)
 {
     (void)w;
     crew_future *f = (crew_future *)job;
-    int rc = f->task->fn(f->shared, f->task->arg, f->task->result);
-    future_finish(f, rc < 0 ? CREW_EINVAL : rc);
+    crew *pool = f->pool;
+    if (future_claim(f))
+        future_execute(f);
+    future_unref(f);
+    crew__latch_done(&pool->futures);
 }
 
 int crew_submit(crew *pool, const void *shared, crew_task *task, crew_future **out)
@@ -56,7 +84,8 @@ int crew_submit(crew *pool, const void *shared, crew_task *task, crew_future **o
     f->pool = pool;
     f->shared = shared;
     f->task = task;
-    crew__latch_init(&f->done, 1, NULL);
+    atomic_init(&f->state, QUEUED);
+    atomic_init(&f->waiter, NULL);
     atomic_init(&f->refs, 2);
     crew__latch_add(&pool->futures, 1);
     *out = f;
@@ -71,21 +100,36 @@ int crew_future_wait(crew_future *f)
 {
     if (!f)
         return CREW_EINVAL;
-    crew__worker *w = crew__tls_worker;
-    if (w && w->pool == f->pool) {
-        /* A worker keeps the pool going while it waits: it runs other work
-         * (the future itself, if nobody took it yet) until there is none.
-         * Then the future is running elsewhere and blocking is safe. */
-        while (!crew__latch_open(&f->done) && crew__pool_help(w))
-            ;
+    if (future_claim(f)) {
+        /* Nobody started it: run it here rather than wait for the queue. */
+        future_execute(f);
+        return f->task->status;
     }
-    crew__latch_wait_outside(&f->done);
+    crew__worker *w = crew__tls_worker;
+    crew__worker *none = NULL;
+    /* seq_cst: register before the last look at the state (Dekker pair
+     * with future_execute).  One worker at a time can be woken this way;
+     * others (and outside threads) sleep on the state word itself. */
+    if (w && w->pool == f->pool &&
+        atomic_compare_exchange_strong_explicit(&f->waiter, &none, w, memory_order_seq_cst,
+                                                memory_order_seq_cst)) {
+        /* Keep the pool going: run other work, sleep wakeable for work. */
+        crew__pool_wait_word(w, &f->state, DONE);
+        atomic_store_explicit(&f->waiter, NULL, memory_order_relaxed);
+    } else {
+        for (;;) {
+            uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+            if (s == DONE)
+                break;
+            crew__futex_wait(&f->state, s);
+        }
+    }
     return f->task->status;
 }
 
 int crew_future_done(const crew_future *f)
 {
-    return f && crew__latch_open((crew__latch *)&f->done);
+    return f && atomic_load_explicit(&((crew_future *)f)->state, memory_order_acquire) == DONE;
 }
 
 void crew_future_free(crew_future *f)

@@ -65,43 +65,68 @@ unsigned crew__pool_active(const crew *pool)
 
 /* ---- sleeping and waking ----------------------------------------------- */
 
+/* The counter a sleeper with this flag is counted in, if any. */
+static _Atomic uint32_t *sleep_counter(crew *pool, uint32_t flag)
+{
+    return flag == SLEEP_IDLE ? &pool->sleepers : flag == SLEEP_PARKED ? &pool->parked : NULL;
+}
+
 static bool wake_worker(crew *pool, crew__worker *w, uint32_t from)
 {
     uint32_t expected = from;
-    /* acq_rel: the winner of the flag is the one who wakes and accounts. */
-    if (!atomic_compare_exchange_strong_explicit(&w->sleep, &expected, 0, memory_order_acq_rel,
-                                                 memory_order_relaxed))
+    /* seq_cst, also on failure: a failed CAS is a load that must take part
+     * in the Dekker pairs (stop, resize, latches) like the sleeper's store. */
+    if (!atomic_compare_exchange_strong_explicit(&w->sleep, &expected, SLEEP_AWAKE,
+                                                 memory_order_seq_cst, memory_order_seq_cst))
         return false;
-    if (from == 1)
-        atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_relaxed);
+    _Atomic uint32_t *counter = sleep_counter(pool, from);
+    if (counter)
+        atomic_fetch_sub_explicit(counter, 1, memory_order_relaxed);
     crew__futex_wake(&w->sleep, 1);
     return true;
 }
 
-/* Wake one worker that sleeps for lack of work, if there is one. */
+/* Wake a worker sleeping with `flag`, threads before the outside caller's
+ * slot 0 (which may be about to leave with the wake-up). */
+static bool wake_first(crew *pool, uint32_t flag, unsigned limit)
+{
+    for (unsigned k = 1; k <= limit; k++) {
+        crew__worker *w = pool->slots[k % limit];
+        if (atomic_load_explicit(&w->sleep, memory_order_relaxed) == flag &&
+            wake_worker(pool, w, flag))
+            return true;
+    }
+    return false;
+}
+
+/* Wake one worker that sleeps for lack of work, if there is one; with
+ * any_worker (injector work), a parked worker beyond N will do too. */
 static void wake_one(crew *pool, bool any_worker)
 {
-    /* seq_cst: the second half of the Dekker pair described above. */
-    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) == 0)
-        return;
     unsigned n = atomic_load_explicit(&pool->started, memory_order_acquire);
-    unsigned limit = any_worker ? n : crew__pool_active(pool);
-    if (limit > n)
-        limit = n;
-    for (unsigned i = 0; i < limit; i++) {
-        crew__worker *w = pool->slots[i];
-        if (atomic_load_explicit(&w->sleep, memory_order_relaxed) == 1 && wake_worker(pool, w, 1))
+    /* seq_cst: the second half of the Dekker pairs described above. */
+    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) != 0) {
+        unsigned limit = crew__pool_active(pool);
+        if (wake_first(pool, SLEEP_IDLE, limit < n ? limit : n))
             return;
     }
+    if (any_worker && atomic_load_explicit(&pool->parked, memory_order_seq_cst) != 0)
+        wake_first(pool, SLEEP_PARKED, n);
 }
 
 static void wake_all(crew *pool)
 {
     unsigned n = atomic_load_explicit(&pool->started, memory_order_acquire);
-    for (unsigned i = 0; i < n; i++) {
-        wake_worker(pool, pool->slots[i], 1);
-        wake_worker(pool, pool->slots[i], 2);
-    }
+    for (unsigned i = 0; i < n; i++)
+        for (uint32_t flag = SLEEP_IDLE; flag <= SLEEP_PARKED; flag++)
+            wake_worker(pool, pool->slots[i], flag);
+}
+
+void crew__pool_wake_waiter(crew__worker *w)
+{
+    if (atomic_load_explicit(&w->sleep, memory_order_seq_cst) != SLEEP_AWAKE &&
+        !wake_worker(w->pool, w, SLEEP_WAITING))
+        wake_worker(w->pool, w, SLEEP_IDLE);
 }
 
 /* ---- finding work --------------------------------------------------------- */
@@ -148,7 +173,8 @@ static crew__job *steal(crew__worker *w)
     return NULL;
 }
 
-/* Any work this worker may take.  Workers beyond N serve only the injector. */
+/* Any work this worker may take.  Workers beyond N take only what their own
+ * deque still holds and the injector. */
 static crew__job *find_work(crew__worker *w)
 {
     crew__job *job = crew__deque_pop(&w->dq);
@@ -164,11 +190,14 @@ static crew__job *find_work(crew__worker *w)
 
 void crew__pool_run_job(crew__worker *w, crew__job *job)
 {
+    /* Read before running: the job ends by releasing whoever waits for it,
+     * who may free it (or return from the frame holding it) at once. */
+    const char *name = job->name;
     uint64_t t0 = w->pool->tracing ? crew__now_ns() : 0;
     job->run(job, w);
     count(&w->jobs, 1);
     if (w->pool->tracing)
-        crew__trace_add(&w->trace, job->name, t0, 0);
+        crew__trace_add(&w->trace, name, t0, 0);
 }
 
 bool crew__pool_push(crew__worker *w, crew__job *job)
@@ -200,21 +229,30 @@ void crew__pool_inject(crew *pool, crew__job *job)
 }
 
 /*
- * Sleep until woken, unless `ready` (work appeared, or the latch opened)
- * becomes true once we are announced.  flag 1: wake me for new work too;
- * flag 2: only the latch (or stop) may wake me.
+ * Sleep until woken, unless something is ready once we are announced:
+ * stop, *word == want (a latch opened, a future finished), or work this
+ * kind of sleeper may take (returned).  flag SLEEP_IDLE: wake me for any
+ * work; SLEEP_WAITING: only *word (or stop) may wake me; SLEEP_PARKED: a
+ * worker beyond N, woken for injector work or a resize.
  */
-static crew__job *sleep_until(crew__worker *w, uint32_t flag, crew__latch *l)
+static crew__job *sleep_until(crew__worker *w, uint32_t flag, _Atomic uint32_t *word,
+                              uint32_t want)
 {
     crew *pool = w->pool;
+    _Atomic uint32_t *counter = sleep_counter(pool, flag);
     atomic_store_explicit(&w->sleep, flag, memory_order_seq_cst);
-    if (flag == 1)
+    if (counter)
         /* seq_cst: announce before the last look (the Dekker pair). */
-        atomic_fetch_add_explicit(&pool->sleepers, 1, memory_order_seq_cst);
+        atomic_fetch_add_explicit(counter, 1, memory_order_seq_cst);
     crew__job *job = NULL;
-    /* seq_cst on the latch: the Dekker pair with crew__latch_done. */
+    /* seq_cst loads: the other halves of the pairs with stop, resize,
+     * crew__latch_done and a future's completion. */
     bool ready = atomic_load_explicit(&pool->stopping, memory_order_seq_cst) ||
-                 (l && atomic_load_explicit(&l->count, memory_order_seq_cst) == 0) || (flag == 1 && (job = find_work(w)) != NULL);
+                 (word && atomic_load_explicit(word, memory_order_seq_cst) == want) ||
+                 (flag == SLEEP_IDLE && (job = find_work(w)) != NULL) ||
+                 (flag == SLEEP_PARKED &&
+                  (w->id < atomic_load_explicit(&pool->active, memory_order_seq_cst) ||
+                   (job = inject_take(pool)) != NULL));
     if (!ready) {
         /* Busy time is time awake: the clock is read only around sleeps. */
         uint64_t t = crew__now_ns();
@@ -226,10 +264,15 @@ static crew__job *sleep_until(crew__worker *w, uint32_t flag, crew__latch *l)
     }
     /* Whoever wins this CAS (we, or a waker) does the accounting. */
     uint32_t expected = flag;
-    if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, 0, memory_order_acq_rel,
-                                                memory_order_relaxed) &&
-        flag == 1)
-        atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_relaxed);
+    if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, SLEEP_AWAKE,
+                                                memory_order_seq_cst, memory_order_seq_cst)) {
+        if (counter)
+            atomic_fetch_sub_explicit(counter, 1, memory_order_relaxed);
+    } else if (!ready && word && !job && atomic_load_explicit(word, memory_order_relaxed) == want) {
+        /* A waker chose us, but we leave to return to our caller: the
+         * wake-up may have been meant for work, so pass it on. */
+        wake_one(pool, true);
+    }
     return job;
 }
 
@@ -255,13 +298,13 @@ void crew__latch_done(crew__latch *l)
      * check of the latch). */
     if (atomic_fetch_sub_explicit(&l->count, 1, memory_order_seq_cst) != 1)
         return;
-    if (waiter) {
-        if (atomic_load_explicit(&waiter->sleep, memory_order_seq_cst) != 0 &&
-            !wake_worker(waiter->pool, waiter, 2))
-            wake_worker(waiter->pool, waiter, 1);
-    } else {
+    if (waiter)
+        crew__pool_wake_waiter(waiter);
+    else
+        /* The waiter may have seen zero and returned already, so the word
+         * may be gone: harmless, a private futex wake reads no memory and
+         * every futex waiter re-checks its condition. */
         crew__futex_wake(&l->count, INT_MAX);
-    }
 }
 
 void crew__latch_wait_outside(crew__latch *l)
@@ -285,10 +328,12 @@ bool crew__pool_help(crew__worker *w)
     return true;
 }
 
-void crew__pool_wait(crew__worker *w, crew__latch *l)
+void crew__pool_wait_word(crew__worker *w, _Atomic uint32_t *word, uint32_t want)
 {
     unsigned idle = 0;
-    while (!crew__latch_open(l)) {
+    /* acquire: pairs with the release (seq_cst) store that sets the word, so
+     * everything the finished work did is visible once we see it. */
+    while (atomic_load_explicit(word, memory_order_acquire) != want) {
         if (crew__pool_help(w)) {
             idle = 0;
             continue;
@@ -298,13 +343,19 @@ void crew__pool_wait(crew__worker *w, crew__latch *l)
             continue;
         }
         idle = 0;
-        crew__job *job = sleep_until(w, w->help_depth < CREW_HELP_DEPTH ? 1 : 2, l);
+        uint32_t flag = w->help_depth < CREW_HELP_DEPTH ? SLEEP_IDLE : SLEEP_WAITING;
+        crew__job *job = sleep_until(w, flag, word, want);
         if (job) {
             w->help_depth++;
             crew__pool_run_job(w, job);
             w->help_depth--;
         }
     }
+}
+
+void crew__pool_wait(crew__worker *w, crew__latch *l)
+{
+    crew__pool_wait_word(w, &l->count, 0);
 }
 
 /* ---- worker threads ----------------------------------------------------- */
@@ -324,7 +375,8 @@ static void *worker_main(void *arg)
                 continue;
             }
             idle = 0;
-            job = sleep_until(w, 1, NULL);
+            bool parked = w->id >= crew__pool_active(pool);
+            job = sleep_until(w, parked ? SLEEP_PARKED : SLEEP_IDLE, NULL, 0);
             if (!job)
                 continue;
         }
@@ -496,11 +548,23 @@ static void call_job_run(crew__job *job, crew__worker *w)
     crew__latch_done(&c->done);
 }
 
+/* The address of this identifies the calling thread as slot 0's holder. */
+static _Thread_local char caller_token;
+
 void crew__pool_call(crew *pool, void (*fn)(crew__worker *w, void *arg), void *arg)
 {
     crew__worker *self = crew__tls_worker;
     if (self && self->pool == pool) {
         fn(self, arg);
+        return;
+    }
+    /* relaxed: only this thread ever stores its own token there. */
+    if (atomic_load_explicit(&pool->caller_owner, memory_order_relaxed) == &caller_token) {
+        /* We hold slot 0 further up this stack (pool A's task called pool
+         * B, whose task calls A again): nest on slot 0 as any task does. */
+        crew__tls_worker = pool->slots[0];
+        fn(pool->slots[0], arg);
+        crew__tls_worker = self;
         return;
     }
     bool have_threads = atomic_load_explicit(&pool->started, memory_order_acquire) > 1;
@@ -517,10 +581,12 @@ void crew__pool_call(crew *pool, void (*fn)(crew__worker *w, void *arg), void *a
         pthread_mutex_lock(&pool->caller_lock);
     }
     crew__worker *w = pool->slots[0];
+    atomic_store_explicit(&pool->caller_owner, &caller_token, memory_order_relaxed);
     crew__tls_worker = w;
     w->awake_since = crew__now_ns();
     fn(w, arg);
     count(&w->busy_ns, crew__now_ns() - w->awake_since);
     crew__tls_worker = self;
+    atomic_store_explicit(&pool->caller_owner, NULL, memory_order_relaxed);
     pthread_mutex_unlock(&pool->caller_lock);
 }

@@ -122,8 +122,11 @@ int crew_run(crew *pool, const void *shared, crew_task *tasks, size_t n, const c
     for (size_t i = 0; i < n; i++)
         if (!tasks[i].fn)
             return CREW_EINVAL;
-    if (n == 0)
+    if (n == 0) {
+        if (opts && opts->progress)
+            opts->progress(opts->ctx, 0, 0, 0);
         return 0;
+    }
     run_state st = {.job = {.run = run_job, .name = "run"},
                     .shared = shared,
                     .tasks = tasks,
