@@ -355,7 +355,7 @@ static int open_owned(crew_arena **out, int fd, unsigned flags)
         return CREW_ENOMEM;
     }
     size_t map_len = skip + (size_t)info.data_size;
-    unsigned char *map = crew__arena_map_readonly(NULL, map_len, fd, map_off);
+    unsigned char *map = crew__arena_map_readonly(map_len, fd, map_off);
     if (map == MAP_FAILED) {
         rc = -errno;
         close(fd);
