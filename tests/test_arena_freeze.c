@@ -296,7 +296,14 @@ static void test_freeze_bad_root(void)
 
 int main(void)
 {
-    test_readers_during_freeze();
+    /* ThreadSanitizer takes every mmap for a write to the whole range, so
+     * each swap of a read-only mapping for another would be reported as a
+     * race with the readers; what this test checks (no fault, the right
+     * bytes) is for the other builds to see. */
+    if (!UNDER_TSAN)
+        test_readers_during_freeze();
+    else
+        printf("readers during a freeze: not under ThreadSanitizer\n");
     test_freeze_failures();
     test_grow_failure_keeps_reservation();
     test_freeze_bad_root();

@@ -14,17 +14,6 @@
 
 #include "arena_util.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
 static crew_arena *filled_arena(size_t bytes, crew_ref *data)
 {
     crew_arena *a;
