@@ -75,6 +75,7 @@ enum {
     CREW_ECHECKSUM = -10011,     /* snapshot: data does not match its checksum */
     CREW_ENOTSUP   = -10012,     /* not supported by this build or kernel */
     CREW_ENOTFROZEN = -10013,    /* arena: not frozen (sealed) yet */
+    CREW_ENOTFILE  = -10014,     /* snapshot: not a regular file (device, FIFO, socket) */
 };
 
 /*
@@ -348,6 +349,13 @@ CREW_API size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n);
  * the arena grows into after the fork is not mapped in the child, so build
  * first, freeze, then fork.  crew_arena_freeze fails with CREW_EBUSY while
  * a forked child still holds the writable mapping.
+ *
+ * Limits.  The memfd behind a created arena counts against RLIMIT_FSIZE
+ * like any file: growing it past that limit raises SIGXFSZ, which kills
+ * the process unless it is ignored or handled (then the allocation fails
+ * with -EFBIG).  crew changes no signal disposition; raise the limit or
+ * ignore SIGXFSZ if arenas may grow that large.  The same holds for
+ * crew_arena_save.
  */
 typedef struct crew_arena crew_arena;
 typedef uint64_t crew_ref;
@@ -365,7 +373,7 @@ typedef uint64_t crew_ref;
  * (even far beyond RAM) is fine.
  * Returns 0 and sets *a; CREW_EINVAL (a NULL, capacity 0, or so large that
  * rounding overflows), CREW_ENOMEM (no address space or memory),
- * -errno from memfd_create/ftruncate.
+ * -errno from memfd_create/mmap.
  * Ownership: the caller owns *a and ends it with crew_arena_close.
  * Thread-safe: yes (each call makes its own arena).
  */
@@ -380,7 +388,8 @@ CREW_API int crew_arena_create(crew_arena **a, size_t capacity);
  * Returns 0; CREW_EINVAL (a or ref NULL, size 0, align not a power of two
  * or too large), CREW_EFULL (capacity exhausted: the arena is unchanged
  * and smaller requests may still succeed), CREW_EFROZEN (frozen or opened
- * from a snapshot), CREW_ENOMEM or -errno (the memfd could not grow).
+ * from a snapshot), CREW_ENOMEM or -errno (the memfd could not grow, for
+ * example -EFBIG past RLIMIT_FSIZE: see "Limits" above).
  * Thread-safe: yes, several threads may allocate at once (lock-free
  * except when the arena grows), but not concurrently with crew_arena_freeze.
  */
@@ -451,7 +460,11 @@ static inline const void *crew_arena_at(const void *base, crew_ref ref)
 /*
  * crew_arena_set_root / crew_arena_root -- the ref where the structure
  * starts (0 until set).  The root is saved in snapshots and in the frozen
- * arena's prologue.  set_root on a frozen arena is ignored.
+ * arena's prologue.  set_root on a frozen arena is ignored.  set_root
+ * cannot fail, so it takes any value; a root must be 0 or a ref to a byte
+ * in use past the prologue ([CREW_ARENA_PROLOGUE, crew_arena_size)), and
+ * crew_arena_freeze and crew_arena_save refuse any other with
+ * CREW_EBADROOT (a file with such a root could not be opened).
  * Thread-safe (atomic), but set the root before handing the arena out.
  */
 CREW_API void crew_arena_set_root(crew_arena *a, crew_ref root);
@@ -466,25 +479,43 @@ CREW_API crew_ref crew_arena_root(const crew_arena *a);
  * that refuse a read-only shared mapping of a sealed memfd (before 6.7)
  * the mapping is MAP_PRIVATE, which shares the same pages all the same.
  * Freezing a frozen or opened arena returns 0.
- * Returns 0; CREW_EINVAL (a NULL); CREW_EBUSY (another process, such as a
- * child forked before the freeze, still maps the arena writable: the arena
- * stays writable and unchanged, freeze again once it is gone); -errno.
- * Thread-safe: no; call it once building is over, when no other thread
- * allocates or writes.
+ * Threads reading the arena (crew_arena_get, crew_arena_str,
+ * crew_arena_save, ...) may go on during the freeze: the bytes stay
+ * mapped readable throughout, each change of mapping being one atomic
+ * replacement.
+ * Returns 0; CREW_EINVAL (a NULL); CREW_EBADROOT (the root is neither 0
+ * nor a ref in use: nothing changed); CREW_EBUSY (another process, such as
+ * a child forked before the freeze, still maps the arena writable: the
+ * arena stays writable and unchanged, freeze again once it is gone);
+ * -errno (a system call failed).  After -errno, crew_arena_frozen tells
+ * the state: 0, the arena is writable and unchanged, as after EBUSY; 1,
+ * the write seal was in place before the failure, so the arena is frozen
+ * and readable (allocations fail with CREW_EFROZEN) but perhaps not yet
+ * trimmed or fully sealed (crew_arena_open_fd elsewhere then says
+ * CREW_ENOTFROZEN): call crew_arena_freeze again to finish.
+ * Thread-safe: no other thread may allocate, write or freeze meanwhile
+ * (call it once building is over); readers may run.
  */
 CREW_API int crew_arena_freeze(crew_arena *a);
 
 /*
  * crew_arena_save -- write a snapshot file (format: docs/SNAPSHOT.md) of
  * the bytes in use and the root.  Atomic: the bytes go to a temporary file
- * in the same directory (path + ".crew-tmp.*"), which is fsync'ed, renamed
- * over `path`, and the directory is fsync'ed; a crash leaves either the
- * old file or the new one (and perhaps a stray temporary file), never a
- * mix.  A process that has the old file open keeps reading the old data.
+ * in the same directory (".crew-tmp.<pid>.<n>", a hidden name of fixed
+ * length, so any valid `path` works), which is fsync'ed, renamed over
+ * `path`, and the directory is fsync'ed; a crash leaves either the old
+ * file or the new one (and perhaps a stray temporary file), never a mix.
+ * A process that has the old file open keeps reading the old data.  A
+ * replaced file's permission bits are kept; a new file gets 0666 & ~umask.
  * The arena may be frozen or not; if not, nobody may write to it during
- * the save.  Returns 0; CREW_EINVAL (NULL argument); -errno (ENOSPC,
- * EACCES, ...: the old file is then untouched).
- * Thread-safe: yes, with itself and with readers.
+ * the save.
+ * Returns 0; CREW_EINVAL (NULL argument, empty path); CREW_EBADROOT (see
+ * crew_arena_set_root: no file is written); -errno.  An error from writing
+ * or renaming (ENOSPC, EACCES, EFBIG, ...) leaves the old file untouched
+ * and removes the temporary file.  An error from the final fsync of the
+ * directory comes after the rename: `path` already holds the new file,
+ * but the replacement may not survive a crash.
+ * Thread-safe: yes, with itself, with readers and with a freeze.
  */
 CREW_API int crew_arena_save(const crew_arena *a, const char *path);
 
@@ -494,11 +525,19 @@ CREW_API int crew_arena_save(const crew_arena *a, const char *path);
  * and the data pages come in from the page cache as they are touched and
  * are shared with every other process that maps the file.  With
  * CREW_ARENA_VERIFY the checksum of the whole file is checked too (this
- * reads all of it).  The arena is frozen; refs stay valid as in the arena
- * that was saved.  Never truncate a snapshot file while it is open (save
- * replaces files by rename, which is safe).
+ * reads all of it, with read calls, so a file found shorter than its
+ * header said gives CREW_ETRUNC).  The arena is frozen; refs stay valid as
+ * in the arena that was saved.
+ * The data is mapped from the file, so a snapshot must not be truncated
+ * or rewritten in place while it is open: touching a page that truncation
+ * removed raises SIGBUS in the reader (in the caller's code, or in crew's
+ * own readers such as crew_arena_str), and bytes rewritten in place change
+ * under it.  A file that other users can write or truncate is therefore
+ * a way to crash its readers; keep snapshots where only their writer can
+ * change them.  crew_arena_save replaces files by rename, which is safe.
  * Returns 0 and sets *a; CREW_EINVAL (a or path NULL, unknown flags);
- * -errno (CREW_ENOENT, -EACCES, -EISDIR, ...); for a bad file:
+ * CREW_ENOTFILE (a FIFO, device or socket: never blocks waiting for a
+ * writer); -errno (CREW_ENOENT, -EACCES, -EISDIR, ...); for a bad file:
  * CREW_EEMPTY, CREW_ETRUNC, CREW_EMAGIC, CREW_EVERSION, CREW_EENDIAN,
  * CREW_EBADSIZE, CREW_EBADROOT, CREW_ECHECKSUM (only with VERIFY).
  * Ownership: the caller owns *a (crew_arena_close).  Thread-safe: yes.
@@ -512,8 +551,12 @@ CREW_API int crew_arena_open(crew_arena **a, const char *path, unsigned flags);
  * pages are the same as the sender's, not a copy.  `fd` stays the
  * caller's: crew keeps its own duplicate.  CREW_ARENA_VERIFY checks a
  * snapshot's checksum; a sealed memfd has none (and cannot have changed).
+ * Only a file that carries seals (a memfd) is taken for an arena's memfd;
+ * any other file is read as a snapshot, so a regular file holding an
+ * arena's raw bytes gives CREW_EMAGIC.
  * Returns as crew_arena_open, plus CREW_ENOTFROZEN for an arena's memfd
- * that is not sealed yet (its owner could still change it).
+ * that is not sealed yet (its owner could still change it, or its freeze
+ * failed halfway and must be repeated).
  * Thread-safe: yes.
  */
 CREW_API int crew_arena_open_fd(crew_arena **a, int fd, unsigned flags);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,13 +196,20 @@ void crew__latch_wait_outside(crew__latch *l);
 void crew__pool_call(crew *pool, void (*fn)(crew__worker *w, void *arg), void *arg);
 unsigned crew__pool_active(const crew *pool);
 
-/* ---- sys.c: allocation and thread start, replaceable by tests -------- */
+/* ---- sys.c: allocation, thread start and the arena's system calls,
+ * replaceable by tests ---------------------------------------------------- */
 
 typedef struct crew__sys_table {
     void *(*malloc)(size_t size);
     void *(*calloc)(size_t n, size_t size);
     void *(*aligned_alloc)(size_t align, size_t size);
     int (*thread_create)(pthread_t *t, void *(*fn)(void *), void *arg);
+    /* the arena's mappings and memfd (src/arena/): return and errno as the
+     * system calls; fcntl takes one int argument (enough for seals) */
+    void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+    int (*ftruncate)(int fd, off_t len);
+    int (*fcntl)(int fd, int cmd, int arg);
+    int (*memfd_create)(const char *name, unsigned flags);
 } crew__sys_table;
 
 /* Exported (hidden visibility aside) only so that tests linking the static

@@ -20,6 +20,18 @@
 #include "crew.h"
 #include "test.h"
 
+/* 1 in a ThreadSanitizer build (gcc spells it one way, clang another). */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
 /* The permission string ("r--s") of the mapping holding addr, or "" */
 static inline void maps_perms(const void *addr, char perms[5])
 {

@@ -14,17 +14,6 @@
 
 #include "arena_util.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
 static crew_arena *filled_arena(size_t bytes, crew_ref *data)
 {
     crew_arena *a;
@@ -349,23 +338,33 @@ static void run_all(void)
     test_pss_of_readers();
 }
 
-int main(void)
+/*
+ * The library reads CREW_ARENA_MAP_PRIVATE once per process, so the forced
+ * fallback runs in a fresh image of this program started with it set.
+ */
+int main(int argc, char **argv)
 {
+    (void)argc;
+    const char *forced = getenv("CREW_ARENA_MAP_PRIVATE");
+    if (forced && forced[0] == '1') {
+        ASSERT_EQ(frozen_mapping_kind(), 'p');
+        printf("forced fallback: MAP_PRIVATE\n");
+        run_all();
+        printf("test_arena_procs (forced MAP_PRIVATE): ok\n");
+        return 0;
+    }
+
     test_fork_shares_pages();
     test_freeze_busy_with_child();
 
-    unsetenv("CREW_ARENA_MAP_PRIVATE");
     char kind = frozen_mapping_kind();
     /* Linux 6.7 allows read-only shared mappings of write-sealed memfds */
     ASSERT_EQ(kind, kernel_at_least(6, 7) ? 's' : 'p');
     printf("default read-only mapping: MAP_%s\n", kind == 's' ? "SHARED" : "PRIVATE");
     run_all();
 
-    setenv("CREW_ARENA_MAP_PRIVATE", "1", 1);
-    ASSERT_EQ(frozen_mapping_kind(), 'p');
-    printf("forced fallback: MAP_PRIVATE\n");
-    run_all();
-
-    printf("test_arena_procs: ok\n");
-    return 0;
+    ASSERT_EQ(setenv("CREW_ARENA_MAP_PRIVATE", "1", 1), 0);
+    fflush(NULL);
+    execv("/proc/self/exe", argv);
+    TEST_FAIL_("execv /proc/self/exe failed");
 }

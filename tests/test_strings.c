@@ -5,6 +5,8 @@
  * every string after a save and open, and a corrupt index finds nothing
  * without reading outside the arena.
  */
+#include <xxhash.h>
+
 #include "arena_util.h"
 
 static void test_strdup_and_str(void)
@@ -98,7 +100,9 @@ static void test_strtab(void)
 }
 
 /* An index whose slots point anywhere finds nothing and reads nothing
- * outside the arena (ASan would say). */
+ * outside the arena (ASan would say; without ASan the refs below fault).
+ * Every slot carries the real hash of the string looked up, so find must
+ * follow each ref and the bounds check is what stops it. */
 static void test_corrupt_index(void)
 {
     crew_arena *a;
@@ -107,11 +111,18 @@ static void test_corrupt_index(void)
     uint64_t *w = crew_arena_ptr(a, idx);
     w[0] = 8;       /* nslots */
     w[1] = 8;       /* count */
+    const crew_ref bad[8] = {UINT64_MAX, UINT64_MAX - 1, (uint64_t)1 << 40, (uint64_t)1 << 20,
+                             crew_arena_size(a), crew_arena_size(a) - 1, 1, 63};
     for (int i = 0; i < 8; i++) {
-        w[2 + 2 * i] = 0;                 /* hash: matches nothing real... */
-        w[3 + 2 * i] = UINT64_MAX - (uint64_t)i; /* ...and refs out of range */
+        w[2 + 2 * i] = XXH3_64bits("x", 1); /* the hash matches... */
+        w[3 + 2 * i] = bad[i];              /* ...the refs lie outside */
     }
     ASSERT_UEQ(crew_strtab_find(a, idx, "x", 1), 0);
+    /* the same slots with a ref to a real "x" do find it: the hash is right */
+    crew_ref x = crew_arena_strdup(a, "x");
+    w[3 + 2 * 7] = x;
+    ASSERT_UEQ(crew_strtab_find(a, idx, "x", 1), x);
+    w[3 + 2 * 7] = bad[7];
     w[0] = 1u << 30; /* more slots than the arena holds */
     ASSERT_UEQ(crew_strtab_find(a, idx, "x", 1), 0);
     w[0] = 6;        /* not a power of two */

@@ -7,16 +7,21 @@
  * reservation.  The base address therefore never moves (pointers stay
  * valid), growth costs one ftruncate + one mmap per doubling, memory is
  * used only where allocations touch it, and forked children share the
- * pages because the mapping is MAP_SHARED.
+ * pages because the mapping is MAP_SHARED.  A fixed-address mmap that
+ * fails is followed by a fresh reservation of its range, so that no hole
+ * opens in the arena for an unrelated mapping to land in.
  *
  * Allocation is a bump pointer advanced by compare-and-swap: threads that
  * build the arena in parallel never take a lock except to grow it.  There
  * is no free: an arena holds one data set and is released whole.
  *
- * Freezing swaps the writable mapping for an inaccessible one (so the
- * write seal can be added: the kernel refuses it while a writable shared
- * mapping exists), trims and seals the memfd, and maps it back read-only
- * at the same base.
+ * Freezing must never leave the arena unreadable, because readers may be
+ * running (crew_arena_get and friends are thread-safe).  So every step is
+ * one MAP_FIXED replacement of a readable mapping by another: the writable
+ * shared mapping becomes a private read-only one (which shares the same
+ * page-cache pages but does not block the write seal, as a writable shared
+ * mapping would), the memfd is write-sealed, trimmed and fully sealed, and
+ * where the kernel allows, the mapping becomes read-only MAP_SHARED.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,39 +58,86 @@ static int is_pow2(size_t x)
     return x != 0 && (x & (x - 1)) == 0;
 }
 
+/* Read CREW_ARENA_MAP_PRIVATE once: it is a test switch, not a tunable
+ * that may change under a running program. */
 static int force_private(void)
 {
-    const char *v = getenv("CREW_ARENA_MAP_PRIVATE");
-    return v && v[0] == '1';
+    static _Atomic int forced = -1;
+    /* relaxed: every thread computes the same value; a race only repeats it */
+    int v = atomic_load_explicit(&forced, memory_order_relaxed);
+    if (v < 0) {
+        const char *e = getenv("CREW_ARENA_MAP_PRIVATE");
+        v = e && e[0] == '1';
+        atomic_store_explicit(&forced, v, memory_order_relaxed);
+    }
+    return v;
 }
 
 /*
+ * MAP_SHARED or MAP_PRIVATE: how to map fd read-only.
+ *
  * Before Linux 6.7 the kernel refuses even a read-only MAP_SHARED mapping
  * of a write-sealed memfd (EPERM), because it could later be mprotect'ed
  * writable.  MAP_PRIVATE|PROT_READ works everywhere and maps the very same
  * page-cache pages (private copies appear only on write, which PROT_READ
  * forbids).  A MAP_FIXED attempt that fails may already have unmapped the
- * target range, so we find out with a throwaway probe mapping first.
+ * target range, so we find out with a throwaway probe mapping first; the
+ * answer is a property of the kernel, so it is learnt once.  A probe that
+ * fails for another reason (no memory) teaches nothing: private is never
+ * wrong, so this once the answer is private.
  */
-void *crew__arena_map_readonly(void *addr, size_t len, int fd, uint64_t off)
+static int readonly_share(int fd, uint64_t off)
 {
-    int flags = MAP_SHARED;
-    if (force_private()) {
-        flags = MAP_PRIVATE;
-    } else {
+    static _Atomic int sealed_shared_ok = -1;
+    if (force_private())
+        return MAP_PRIVATE;
+    int seals = crew__sys.fcntl(fd, F_GET_SEALS, 0);
+    if (seals < 0 || !(seals & F_SEAL_WRITE))
+        return MAP_SHARED;
+    /* relaxed: every thread learns the same answer; a race only repeats it */
+    int ok = atomic_load_explicit(&sealed_shared_ok, memory_order_relaxed);
+    if (ok < 0) {
         size_t probe_len = crew__arena_page();
-        void *probe = mmap(NULL, probe_len, PROT_READ, MAP_SHARED, fd, (off_t)off);
-        if (probe == MAP_FAILED) {
-            if (errno != EPERM)
-                return MAP_FAILED;
-            flags = MAP_PRIVATE;
-        } else {
+        void *probe = crew__sys.mmap(NULL, probe_len, PROT_READ, MAP_SHARED, fd, (off_t)off);
+        if (probe != MAP_FAILED) {
             munmap(probe, probe_len);
+            ok = 1;
+        } else if (errno == EPERM) {
+            ok = 0;
+        } else {
+            return MAP_PRIVATE;
         }
+        atomic_store_explicit(&sealed_shared_ok, ok, memory_order_relaxed);
     }
-    if (addr)
-        flags |= MAP_FIXED;
-    return mmap(addr, len, PROT_READ, flags, fd, (off_t)off);
+    return ok ? MAP_SHARED : MAP_PRIVATE;
+}
+
+void *crew__arena_map_readonly(size_t len, int fd, uint64_t off)
+{
+    int share = readonly_share(fd, off);
+    void *p = crew__sys.mmap(NULL, len, PROT_READ, share, fd, (off_t)off);
+    /* An fd the probe did not speak for (say, opened read-write after the
+     * answer was learnt from a read-only one): not fixed, so retrying is safe. */
+    if (p == MAP_FAILED && errno == EPERM && share == MAP_SHARED)
+        p = crew__sys.mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, (off_t)off);
+    return p;
+}
+
+/*
+ * Make [addr, addr + len) an inaccessible reservation again.  Used after a
+ * fixed-address mmap failed (the kernel may have unmapped the range before
+ * failing, and a hole inside the arena would let the next unrelated mmap
+ * land there, to be overwritten when the arena grows) and for the tail a
+ * freeze trims.  Returns 0 or -errno.
+ */
+static int reserve(void *addr, size_t len)
+{
+    if (len == 0)
+        return 0;
+    /* NORESERVE: the reservation is address space only, never committed */
+    void *p = crew__sys.mmap(addr, len, PROT_NONE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    return p == MAP_FAILED ? -errno : 0;
 }
 
 void crew__arena_prologue(struct crew__prologue *p, uint64_t size, crew_ref root)
@@ -123,11 +175,11 @@ int crew_arena_create(crew_arena **out, size_t capacity)
     if (cap > (SIZE_MAX >> 1) || cap < CREW_ARENA_PROLOGUE)
         return cap > (SIZE_MAX >> 1) ? CREW_ENOMEM : CREW_EINVAL;
 
-    int fd = memfd_create("crew-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    int fd = crew__sys.memfd_create("crew-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return -errno;
     /* NORESERVE: the reservation is address space only, never committed */
-    void *map = mmap(NULL, cap, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *map = crew__sys.mmap(NULL, cap, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (map == MAP_FAILED) {
         int rc = -errno;
         close(fd);
@@ -164,12 +216,13 @@ static int arena_grow(crew_arena *a, size_t need)
         want = round_up(want, crew__arena_page());
         if (want > a->capacity)
             want = a->capacity;
-        if (ftruncate(a->fd, (off_t)want) != 0) {
+        if (crew__sys.ftruncate(a->fd, (off_t)want) != 0) {
             rc = -errno;
-        } else if (mmap(a->base + have, want - have, PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_FIXED, a->fd, (off_t)have) == MAP_FAILED) {
+        } else if (crew__sys.mmap(a->base + have, want - have, PROT_READ | PROT_WRITE,
+                                  MAP_SHARED | MAP_FIXED, a->fd, (off_t)have) == MAP_FAILED) {
             rc = -errno;
-            (void)ftruncate(a->fd, (off_t)have);
+            (void)reserve(a->base + have, want - have);
+            (void)crew__sys.ftruncate(a->fd, (off_t)have);
         } else {
             /* release: the new mapping exists before allocators see it */
             atomic_store_explicit(&a->committed, want, memory_order_release);
@@ -262,19 +315,73 @@ crew_ref crew_arena_root(const crew_arena *a)
 }
 
 /*
- * Seal the memfd in the order the kernel allows: the write seal first (it
- * fails with EBUSY while any process still maps the memfd writable, and
- * then nothing has changed yet), then trim to the pages in use and seal
- * size and seals.
+ * Freeze, part one (under grow_lock, arena not frozen): write the
+ * prologue, swap the writable shared mapping of [0, have) for a private
+ * read-only one, and add the write seal.  The kernel refuses that seal
+ * (EBUSY) while any writable shared mapping exists -- ours, or a forked
+ * child's -- and then the arena is swapped back and stays as it was.
+ * Once the seal is in, nothing can write the memfd again, so the arena is
+ * frozen from that moment, whatever happens after.
  */
-static int arena_seal(crew_arena *a, size_t len)
+static int freeze_seal_write(crew_arena *a, size_t have)
 {
-    if (fcntl(a->fd, F_ADD_SEALS, F_SEAL_WRITE) != 0)
+    struct crew__prologue p;
+    crew__arena_prologue(&p, atomic_load_explicit(&a->used, memory_order_relaxed),
+                         atomic_load_explicit(&a->root, memory_order_relaxed));
+    memcpy(a->base, &p, sizeof p);
+    int rc = 0;
+    if (crew__sys.mmap(a->base, have, PROT_READ, MAP_PRIVATE | MAP_FIXED, a->fd, 0) ==
+        MAP_FAILED)
+        rc = -errno;
+    else if (crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_WRITE) != 0)
+        rc = -errno;
+    if (rc < 0) {
+        /* Undo (also fills a hole a failed swap may have left).  Should
+         * this fail too, the arena is readable but no longer writable. */
+        (void)crew__sys.mmap(a->base, have, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+                             a->fd, 0);
+        return rc;
+    }
+    /* release: everything written before the freeze is visible to whoever
+     * sees the arena frozen */
+    atomic_store_explicit(&a->frozen, 1, memory_order_release);
+    return 0;
+}
+
+/*
+ * Freeze, part two (under grow_lock, arena frozen): trim the memfd to the
+ * `len` bytes of pages in use, add the remaining seals, and map it shared
+ * where the kernel allows.  Each step can be repeated, so a freeze that
+ * failed here is finished by freezing again.  The arena stays readable
+ * throughout: the tail is made inaccessible before the file shrinks under
+ * it, and the last swap replaces a read-only mapping by another.
+ */
+static int freeze_finish(crew_arena *a, size_t len)
+{
+    size_t have = atomic_load_explicit(&a->committed, memory_order_relaxed);
+    if (have > len) {
+        int rc = reserve(a->base + len, have - len);
+        if (rc < 0)
+            return rc;
+        if (crew__sys.ftruncate(a->fd, (off_t)len) != 0)
+            return -errno;
+        atomic_store_explicit(&a->committed, len, memory_order_relaxed);
+    }
+    int seals = crew__sys.fcntl(a->fd, F_GET_SEALS, 0);
+    if (seals < 0)
         return -errno;
-    if (ftruncate(a->fd, (off_t)len) != 0)
+    if (!(seals & F_SEAL_SEAL) &&
+        crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
         return -errno;
-    if (fcntl(a->fd, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
-        return -errno;
+    if (readonly_share(a->fd, 0) == MAP_SHARED &&
+        crew__sys.mmap(a->base, len, PROT_READ, MAP_SHARED | MAP_FIXED, a->fd, 0) == MAP_FAILED) {
+        /* The private mapping reads the same pages; keep it, or put it
+         * back should the failed call have unmapped it. */
+        if (crew__sys.mmap(a->base, len, PROT_READ, MAP_PRIVATE | MAP_FIXED, a->fd, 0) ==
+            MAP_FAILED)
+            return -errno;
+    }
+    a->sealed = 1;
     return 0;
 }
 
@@ -282,36 +389,22 @@ int crew_arena_freeze(crew_arena *a)
 {
     if (!a)
         return CREW_EINVAL;
-    if (atomic_load_explicit(&a->frozen, memory_order_acquire))
-        return 0;
-    size_t len = round_up(atomic_load_explicit(&a->used, memory_order_relaxed),
-                          crew__arena_page());
-    int rc = arena_grow(a, len); /* an arena with no allocation has no page yet */
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&a->grow_lock);
-    size_t have = atomic_load_explicit(&a->committed, memory_order_relaxed);
-    struct crew__prologue p;
-    crew__arena_prologue(&p, atomic_load_explicit(&a->used, memory_order_relaxed),
-                         atomic_load_explicit(&a->root, memory_order_relaxed));
-    memcpy(a->base, &p, sizeof p);
-    /* Replace (not unmap: the range must stay ours) the writable mapping. */
-    if (mmap(a->base, have, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-             -1, 0) == MAP_FAILED) {
-        rc = -errno;
-    } else if ((rc = arena_seal(a, len)) < 0) {
-        /* Most likely EBUSY: undo, so the arena stays as it was. */
-        (void)ftruncate(a->fd, (off_t)have);
-        if (mmap(a->base, have, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, a->fd, 0) ==
-            MAP_FAILED)
-            rc = -errno;
-    } else if (crew__arena_map_readonly(a->base, len, a->fd, 0) == MAP_FAILED) {
-        rc = -errno;
-    } else {
-        /* release: everything written before the freeze is visible to
-         * whoever sees the arena frozen */
-        atomic_store_explicit(&a->frozen, 1, memory_order_release);
+    size_t page = crew__arena_page();
+    if (!atomic_load_explicit(&a->frozen, memory_order_acquire)) {
+        size_t used = atomic_load_explicit(&a->used, memory_order_relaxed);
+        if (!crew__arena_root_valid(atomic_load_explicit(&a->root, memory_order_relaxed), used))
+            return CREW_EBADROOT;
+        /* an arena with no allocation has no page yet */
+        int rc = arena_grow(a, round_up(used, page));
+        if (rc < 0)
+            return rc;
     }
+    int rc = 0;
+    pthread_mutex_lock(&a->grow_lock);
+    if (!atomic_load_explicit(&a->frozen, memory_order_relaxed))
+        rc = freeze_seal_write(a, atomic_load_explicit(&a->committed, memory_order_relaxed));
+    if (rc == 0 && !a->sealed)
+        rc = freeze_finish(a, round_up(atomic_load_explicit(&a->used, memory_order_relaxed), page));
     pthread_mutex_unlock(&a->grow_lock);
     return rc;
 }
@@ -327,6 +420,7 @@ int crew__arena_adopt(crew_arena **out, int fd, unsigned char *map, size_t map_l
     atomic_init(&a->used, (size_t)size);
     atomic_init(&a->root, root);
     atomic_init(&a->frozen, 1);
+    a->sealed = 1;
     *out = a;
     return 0;
 }

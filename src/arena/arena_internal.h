@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "crew.h"
+#include "internal.h"
 
 struct crew_arena {
     unsigned char *base;        /* arena byte 0; page-aligned; never moves */
@@ -25,7 +26,8 @@ struct crew_arena {
     _Atomic size_t used;        /* bump pointer: bytes in use */
     _Atomic size_t committed;   /* bytes mapped writable (and memfd size) */
     _Atomic crew_ref root;
-    _Atomic int frozen;
+    _Atomic int frozen;         /* 1 once write-sealed (or opened): never writable again */
+    int sealed;                 /* all freeze steps done (under grow_lock) */
     int fd;                     /* memfd, or the snapshot file */
     pthread_mutex_t grow_lock;  /* serializes growth and freeze */
 };
@@ -89,14 +91,19 @@ typedef struct crew__snap_info {
 size_t crew__arena_page(void);
 
 /*
- * Map [off, off + len) of fd read-only at `addr` (MAP_FIXED over a range
- * this arena owns) or anywhere (addr NULL).  Uses MAP_SHARED, or
+ * Map [off, off + len) of fd read-only, anywhere.  Uses MAP_SHARED, or
  * MAP_PRIVATE where the kernel refuses shared read-only mappings of a
  * write-sealed memfd, or when the environment variable
- * CREW_ARENA_MAP_PRIVATE=1 forces that fallback (for tests).  Returns the
- * address or MAP_FAILED with errno set.
+ * CREW_ARENA_MAP_PRIVATE=1 forces that fallback (for tests; read once per
+ * process).  Returns the address or MAP_FAILED with errno set.
  */
-void *crew__arena_map_readonly(void *addr, size_t len, int fd, uint64_t off);
+void *crew__arena_map_readonly(size_t len, int fd, uint64_t off);
+
+/* A root is 0 or a ref to a byte in use past the prologue. */
+static inline int crew__arena_root_valid(uint64_t root, uint64_t size)
+{
+    return root == 0 || (root >= CREW_ARENA_PROLOGUE && root < size);
+}
 
 /* A new arena object around a read-only mapping (used by snapshot.c). */
 int crew__arena_adopt(crew_arena **out, int fd, unsigned char *map, size_t map_len,

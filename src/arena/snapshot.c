@@ -13,7 +13,9 @@
  * overflow-safe arithmetic before anything is mapped, and each kind of bad
  * file gets its own error.  The XXH3-64 checksum covers the header and the
  * data; it is computed on every save and checked on open only when asked
- * (CREW_ARENA_VERIFY), since checking means reading the whole file.
+ * (CREW_ARENA_VERIFY), since checking means reading the whole file.  It
+ * reads with pread, not through the mapping, so a file truncated under us
+ * is an error (CREW_ETRUNC) rather than a SIGBUS inside the library.
  *
  * Saving writes a temporary file in the destination's directory, fsyncs
  * it, renames it over the destination and fsyncs the directory: readers
@@ -33,7 +35,7 @@
 #include "arena/arena_internal.h"
 
 #define CREW_SAVE_CHUNK ((size_t)4 << 20)  /* hashed then written while in cache */
-#define CREW_VERIFY_CHUNK ((size_t)64 << 20)
+#define CREW_VERIFY_CHUNK ((size_t)1 << 20)  /* read into a buffer, then hashed */
 
 static int prefix_is(const void *buf, size_t len, const char *magic)
 {
@@ -66,7 +68,7 @@ int crew__snapshot_parse(const void *buf, size_t len, uint64_t file_size,
         return CREW_ETRUNC;
     if (end < file_size)
         return CREW_EBADSIZE; /* the header lies about the size */
-    if (h.root != 0 && (h.root < CREW_ARENA_PROLOGUE || h.root >= h.data_size))
+    if (!crew__arena_root_valid(h.root, h.data_size))
         return CREW_EBADROOT;
     info->data_offset = h.data_offset;
     info->data_size = h.data_size;
@@ -94,7 +96,7 @@ int crew__prologue_parse(const void *buf, size_t len, uint64_t file_size,
         return CREW_EBADSIZE;
     if (p.size > file_size)
         return CREW_ETRUNC;
-    if (p.root != 0 && (p.root < CREW_ARENA_PROLOGUE || p.root >= p.size))
+    if (!crew__arena_root_valid(p.root, p.size))
         return CREW_EBADROOT;
     info->data_offset = 0;
     info->data_size = p.size;
@@ -210,32 +212,47 @@ static int sync_dir(const char *path)
     return rc;
 }
 
-/* Create a fresh temporary file next to `path`; its name goes to *tmp. */
+/*
+ * Create a fresh temporary file in the directory of `path`; its name goes
+ * to *tmp.  The name is short and fixed in length (".crew-tmp.PID.N"), not
+ * derived from the file name, so that any valid destination name works,
+ * and hidden, so a stray one left by a crash does not clutter listings.
+ * A file that replaces another takes over its permission bits; a new one
+ * gets 0666 & ~umask, as any new file does.
+ */
 static int temp_open(const char *path, char **tmp)
 {
     static _Atomic unsigned counter;
-    size_t cap = strlen(path) + 64;
+    const char *slash = strrchr(path, '/');
+    size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+    size_t cap = dir_len + 64;
     char *name = malloc(cap);
     if (!name)
         return CREW_ENOMEM;
-    for (int attempt = 0; attempt < 100; attempt++) {
+    memcpy(name, path, dir_len);
+    int fd = -EEXIST;
+    for (int attempt = 0; attempt < 100 && fd == -EEXIST; attempt++) {
         /* relaxed: only uniqueness within the process matters */
         unsigned n = atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed);
-        snprintf(name, cap, "%s.crew-tmp.%ld.%u", path, (long)getpid(), n);
-        /* 0666 & ~umask, as any new file gets */
-        int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            *tmp = name;
-            return fd;
-        }
-        if (errno != EEXIST) {
-            int rc = -errno;
-            free(name);
-            return rc;
-        }
+        snprintf(name + dir_len, cap - dir_len, ".crew-tmp.%ld.%u", (long)getpid(), n);
+        fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0)
+            fd = -errno;
     }
-    free(name);
-    return -EEXIST;
+    if (fd < 0) {
+        free(name);
+        return fd;
+    }
+    struct stat old;
+    if (stat(path, &old) == 0 && S_ISREG(old.st_mode) && fchmod(fd, old.st_mode & 07777) != 0) {
+        int rc = -errno;
+        close(fd);
+        unlink(name);
+        free(name);
+        return rc;
+    }
+    *tmp = name;
+    return fd;
 }
 
 int crew_arena_save(const crew_arena *a, const char *path)
@@ -244,6 +261,9 @@ int crew_arena_save(const crew_arena *a, const char *path)
         return CREW_EINVAL;
     uint64_t size = atomic_load_explicit(&a->used, memory_order_acquire);
     crew_ref root = atomic_load_explicit(&a->root, memory_order_relaxed);
+    /* a file that open would refuse is not worth writing */
+    if (!crew__arena_root_valid(root, size))
+        return CREW_EBADROOT;
     char *tmp = NULL;
     int fd = temp_open(path, &tmp);
     if (fd < 0)
@@ -254,18 +274,18 @@ int crew_arena_save(const crew_arena *a, const char *path)
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
     if (rc == 0)
-        rc = sync_dir(path);
+        rc = sync_dir(path); /* the file is replaced already; only durability is in doubt */
     else
         unlink(tmp);
     free(tmp);
     return rc;
 }
 
-static ssize_t pread_all(int fd, void *buf, size_t len)
+static ssize_t pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
     size_t got = 0;
     while (got < len) {
-        ssize_t n = pread(fd, (char *)buf + got, len - got, (off_t)got);
+        ssize_t n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -278,31 +298,56 @@ static ssize_t pread_all(int fd, void *buf, size_t len)
 }
 
 /*
- * Hash the mapped data, faulting it in by big batches where the kernel
- * can (MADV_POPULATE_READ, Linux 5.14) rather than one fault per few pages.
+ * Check the checksum of `size` data bytes at file offset `data_off`.  The
+ * bytes are read with pread into a buffer rather than through the mapping:
+ * if the file was truncated since its size was checked, the mapping would
+ * raise SIGBUS, whereas pread comes back short.  The pages read land in
+ * the page cache, where the mapping finds them.
  */
-static int verify(const void *hbuf, const unsigned char *data, uint64_t size, uint64_t want)
+static int verify(int fd, const void *hbuf, uint64_t data_off, uint64_t size, uint64_t want)
 {
     struct crew__snap_header h;
     memcpy(&h, hbuf, sizeof h);
-    XXH3_state_t *st = checksum_begin(&h);
-    if (!st)
+    unsigned char *buf = malloc(CREW_VERIFY_CHUNK);
+    XXH3_state_t *st = buf ? checksum_begin(&h) : NULL;
+    if (!st) {
+        free(buf);
         return CREW_ENOMEM;
-    size_t page = crew__arena_page();
-    for (uint64_t off = 0; off < size;) {
+    }
+    int rc = 0;
+    for (uint64_t off = 0; rc == 0 && off < size;) {
         size_t n = size - off < CREW_VERIFY_CHUNK ? (size_t)(size - off) : CREW_VERIFY_CHUNK;
-#ifdef MADV_POPULATE_READ
-        uintptr_t lo = (uintptr_t)(data + off) & ~(uintptr_t)(page - 1);
-        (void)madvise((void *)lo, (uintptr_t)(data + off + n) - lo, MADV_POPULATE_READ);
-#else
-        (void)page;
-#endif
-        XXH3_64bits_update(st, data + off, n);
+        ssize_t got = pread_all(fd, buf, n, data_off + off);
+        if (got < 0)
+            rc = (int)got;
+        else if ((size_t)got < n)
+            rc = CREW_ETRUNC;
+        else
+            XXH3_64bits_update(st, buf, n);
         off += n;
     }
-    uint64_t sum = XXH3_64bits_digest(st);
+    if (rc == 0 && XXH3_64bits_digest(st) != want)
+        rc = CREW_ECHECKSUM;
     XXH3_freeState(st);
-    return sum == want ? 0 : CREW_ECHECKSUM;
+    free(buf);
+    return rc;
+}
+
+/*
+ * Is fd an arena's memfd?  Only a file that can carry seals has a say:
+ * write- and shrink-sealed, it is a frozen arena; still open to sealing
+ * (no F_SEAL_SEAL), an arena not frozen yet.  Any other file that starts
+ * with the prologue magic is just not a snapshot.  Returns 1 (frozen
+ * memfd), 0 (not a memfd), or CREW_ENOTFROZEN.
+ */
+static int memfd_state(int fd)
+{
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0)
+        return 0;
+    if ((seals & (F_SEAL_WRITE | F_SEAL_SHRINK)) == (F_SEAL_WRITE | F_SEAL_SHRINK))
+        return 1;
+    return (seals & F_SEAL_SEAL) ? 0 : CREW_ENOTFROZEN;
 }
 
 /* Read the first bytes of fd and decide what it holds. */
@@ -315,20 +360,19 @@ static int classify(int fd, unsigned char *buf, size_t *len, uint64_t *file_size
     if (S_ISDIR(st.st_mode))
         return -EISDIR;
     if (!S_ISREG(st.st_mode))
-        return CREW_EINVAL;
+        return CREW_ENOTFILE;
     *file_size = (uint64_t)st.st_size;
     if (*file_size == 0)
         return CREW_EEMPTY;
-    ssize_t n = pread_all(fd, buf, CREW__SNAP_HEADER_SIZE);
+    ssize_t n = pread_all(fd, buf, CREW__SNAP_HEADER_SIZE, 0);
     if (n < 0)
         return (int)n;
     *len = (size_t)n;
-    *is_memfd = prefix_is(buf, *len, CREW__PROLOGUE_MAGIC);
+    *is_memfd = prefix_is(buf, *len, CREW__PROLOGUE_MAGIC) ? memfd_state(fd) : 0;
+    if (*is_memfd < 0)
+        return *is_memfd;
     if (!*is_memfd)
         return crew__snapshot_parse(buf, *len, *file_size, info);
-    int seals = fcntl(fd, F_GET_SEALS);
-    if (seals < 0 || (seals & (F_SEAL_WRITE | F_SEAL_SHRINK)) != (F_SEAL_WRITE | F_SEAL_SHRINK))
-        return CREW_ENOTFROZEN;
     return crew__prologue_parse(buf, *len, *file_size, info);
 }
 
@@ -355,14 +399,14 @@ static int open_owned(crew_arena **out, int fd, unsigned flags)
         return CREW_ENOMEM;
     }
     size_t map_len = skip + (size_t)info.data_size;
-    unsigned char *map = crew__arena_map_readonly(NULL, map_len, fd, map_off);
+    unsigned char *map = crew__arena_map_readonly(map_len, fd, map_off);
     if (map == MAP_FAILED) {
         rc = -errno;
         close(fd);
         return rc;
     }
     if ((flags & CREW_ARENA_VERIFY) && !is_memfd)
-        rc = verify(buf, map + skip, info.data_size, info.checksum);
+        rc = verify(fd, buf, info.data_offset, info.data_size, info.checksum);
     if (rc == 0)
         rc = crew__arena_adopt(out, fd, map, map_len, skip, info.data_size, info.root);
     if (rc < 0) {
@@ -376,9 +420,13 @@ int crew_arena_open(crew_arena **out, const char *path, unsigned flags)
 {
     if (!out || !path || (flags & ~CREW_ARENA_VERIFY))
         return CREW_EINVAL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* NONBLOCK: opening a FIFO would otherwise wait for a writer (it is
+     * refused as soon as fstat sees what it is); NOCTTY: a terminal named
+     * by mistake must not become ours. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    (void)fcntl(fd, F_SETFL, 0); /* the fd is handed out by crew_arena_fd: make it ordinary */
     return open_owned(out, fd, flags);
 }
 

@@ -24,10 +24,11 @@ static const struct {
     {CREW_EVERSION, "CREW_EVERSION", "the snapshot has a format version this build cannot read"},
     {CREW_EENDIAN, "CREW_EENDIAN", "the snapshot was written on a machine of the other byte order"},
     {CREW_EBADSIZE, "CREW_EBADSIZE", "the snapshot header is inconsistent: sizes or offsets do not fit the file"},
-    {CREW_EBADROOT, "CREW_EBADROOT", "the snapshot root lies outside its data"},
+    {CREW_EBADROOT, "CREW_EBADROOT", "the root lies outside the arena's data (in a snapshot, or set by crew_arena_set_root)"},
     {CREW_ECHECKSUM, "CREW_ECHECKSUM", "the snapshot data does not match its checksum: the file is corrupt"},
     {CREW_ENOTSUP, "CREW_ENOTSUP", "not supported by this build or kernel"},
     {CREW_ENOTFROZEN, "CREW_ENOTFROZEN", "the arena is not frozen yet: freeze it before handing it to another process"},
+    {CREW_ENOTFILE, "CREW_ENOTFILE", "not a regular file: an arena is opened from a snapshot file or a memfd, not a device, FIFO or socket"},
     /* errno-valued codes whose meaning inside crew deserves a better text */
     {CREW_EINVAL, "CREW_EINVAL", "invalid argument"},
     {CREW_ENOMEM, "CREW_ENOMEM", "out of memory"},
