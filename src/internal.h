@@ -1,0 +1,199 @@
+/*
+ * internal.h -- declarations shared between crew's source files.
+ *
+ * Cross-file internals are named crew__<file>_<verb> and grouped here under
+ * the file that defines them.  Nothing here is exported from the library.
+ */
+#ifndef CREW_INTERNAL_H
+#define CREW_INTERNAL_H
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crew.h"
+
+#define CREW_CACHE_LINE 64
+
+/* ---- futex.h-like helpers (header-only, used by every layer) ---------- */
+
+/* Sleep while *word == expected.  Returns on wake, on a signal, or at once
+ * when *word already differs: callers always re-check their condition. */
+static inline void crew__futex_wait(_Atomic uint32_t *word, uint32_t expected)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static inline void crew__futex_wake(_Atomic uint32_t *word, int count)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
+
+static inline uint64_t crew__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void crew__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* ---- jobs ---------------------------------------------------------------
+ * A job is the unit the scheduler moves between workers.  It is always
+ * embedded in a larger struct that belongs to the code that made it (a join
+ * frame, a range of a crew_for, a crew_run, a future), usually on that
+ * code's stack, and it is never freed by the scheduler. */
+typedef struct crew__worker crew__worker;
+typedef struct crew__job crew__job;
+typedef void crew__job_fn(crew__job *job, crew__worker *w);
+
+struct crew__job {
+    crew__job_fn *run;
+    crew__job *next;    /* link in the pool's injector queue */
+    const char *name;   /* for the trace */
+};
+
+/*
+ * A latch counts outstanding work; whoever brings it to zero wakes the one
+ * waiter.  The waiter is a worker (woken through its sleep flag, so that
+ * it can also be woken for new work while it waits) or, when waiter is
+ * NULL, an outside thread sleeping on the count itself.
+ */
+typedef struct crew__latch {
+    _Atomic uint32_t count;
+    crew__worker *waiter;
+} crew__latch;
+
+/* ---- deque.c: Chase-Lev work-stealing deque ------------------------- */
+
+#define CREW_DEQUE_SIZE 8192 /* power of two; a full deque runs work inline */
+
+typedef struct crew__deque {
+    /* Thieves write top; the owner writes bottom: separate cache lines. */
+    _Alignas(CREW_CACHE_LINE) _Atomic int64_t top;
+    _Alignas(CREW_CACHE_LINE) _Atomic int64_t bottom;
+    _Alignas(CREW_CACHE_LINE) crew__job *_Atomic slots[CREW_DEQUE_SIZE];
+} crew__deque;
+
+void crew__deque_init(crew__deque *d);
+bool crew__deque_push(crew__deque *d, crew__job *job);
+crew__job *crew__deque_pop(crew__deque *d);
+/* steal: a job, NULL when empty; *contended is set when a race was lost. */
+crew__job *crew__deque_steal(crew__deque *d, bool *contended);
+bool crew__deque_empty(const crew__deque *d);
+
+/* ---- trace.c: Chrome trace events -------------------------------------- */
+
+typedef struct crew__trace_event {
+    const char *name;
+    uint64_t start_ns, dur_ns;
+    uint64_t arg;
+} crew__trace_event;
+
+typedef struct crew__trace_buf {
+    crew__trace_event *events;
+    size_t len, cap;
+    uint64_t dropped;
+} crew__trace_buf;
+
+void crew__trace_add(crew__trace_buf *t, const char *name, uint64_t start_ns, uint64_t arg);
+int crew__trace_write(const crew *pool, const char *path);
+void crew__trace_free(crew__trace_buf *t);
+
+/* ---- pool.c: workers, sleeping, stealing -------------------------------- */
+
+struct crew__worker {
+    crew__deque dq;
+    _Alignas(CREW_CACHE_LINE) crew *pool;
+    unsigned id;
+    uint64_t rng;
+    unsigned help_depth;           /* nesting of work run while waiting */
+    /* 0 awake, 1 asleep for any reason, 2 asleep waiting on a latch only */
+    _Atomic uint32_t sleep;
+    pthread_t thread;
+    bool has_thread;
+    crew__trace_buf trace;         /* owned by the worker's current thread */
+    /* Counters: written by the owner, read by crew_stats at any time. */
+    _Atomic uint64_t jobs, steals, sleeps, busy_ns;
+};
+
+struct crew {
+    crew__worker *slots[CREW_MAX_WORKERS];
+    _Atomic unsigned started;      /* slots[0..started) exist */
+    _Atomic unsigned active;       /* N: workers with id >= N only serve the injector */
+    _Atomic uint32_t sleepers;     /* workers with sleep == 1 */
+    _Atomic bool stopping;
+    bool tracing;
+    uint64_t t0_ns;                /* trace time origin */
+    char *trace_path;
+    pthread_mutex_t caller_lock;   /* held by the outside thread using slot 0 */
+    pthread_mutex_t resize_lock;
+    /* Injector: jobs from outside threads and futures, FIFO. */
+    pthread_mutex_t inj_lock;
+    crew__job *inj_head, *inj_tail;
+    _Atomic size_t inj_len;
+    /* Futures whose tasks have not finished: crew_close waits for them. */
+    crew__latch futures;
+};
+
+extern _Thread_local crew__worker *crew__tls_worker;
+
+/* Push a job on w's deque and wake a sleeper.  false: the deque is full. */
+bool crew__pool_push(crew__worker *w, crew__job *job);
+crew__job *crew__pool_pop(crew__worker *w);
+void crew__pool_inject(crew *pool, crew__job *job);
+void crew__pool_run_job(crew__worker *w, crew__job *job);
+/* Run one job found anywhere (within the nesting cap); false: none. */
+bool crew__pool_help(crew__worker *w);
+/* Wait until the latch reaches zero, running other work meanwhile. */
+void crew__pool_wait(crew__worker *w, crew__latch *l);
+void crew__latch_init(crew__latch *l, uint32_t count, crew__worker *waiter);
+void crew__latch_add(crew__latch *l, uint32_t n);
+void crew__latch_done(crew__latch *l);
+static inline bool crew__latch_open(crew__latch *l)
+{
+    /* acquire: pairs with the release decrement, so everything the work did
+     * is visible to the waiter once the count reads zero. */
+    return atomic_load_explicit(&l->count, memory_order_acquire) == 0;
+}
+/* Block an outside thread (not a worker of any pool) on a latch. */
+void crew__latch_wait_outside(crew__latch *l);
+
+/*
+ * Run fn(w, arg) as a worker of pool: directly when the calling thread is
+ * already one of its workers, as worker 0 when the caller can take that
+ * slot, else as an injected job while the caller sleeps.
+ */
+void crew__pool_call(crew *pool, void (*fn)(crew__worker *w, void *arg), void *arg);
+unsigned crew__pool_active(const crew *pool);
+
+/* ---- sys.c: allocation and thread start, replaceable by tests -------- */
+
+typedef struct crew__sys_table {
+    void *(*malloc)(size_t size);
+    void *(*calloc)(size_t n, size_t size);
+    void *(*aligned_alloc)(size_t align, size_t size);
+    int (*thread_create)(pthread_t *t, void *(*fn)(void *), void *arg);
+} crew__sys_table;
+
+/* Exported (hidden visibility aside) only so that tests linking the static
+ * library can replace entries; never changed while a pool is in use. */
+extern crew__sys_table crew__sys;
+
+/* ---- cpus.c --------------------------------------------------------------- */
+unsigned crew__cpus_usable(void);
+
+#endif

@@ -1,0 +1,522 @@
+/*
+ * pool.c -- the pool: workers, finding work, sleeping and waking.
+ *
+ * A pool has N workers.  Worker 0 is not a thread of ours: it is the slot an
+ * outside thread takes while it calls crew_for / crew_run / ..., so that N
+ * workers means N busy threads.  Workers 1..N-1 are threads.  Each worker owns
+ * a Chase-Lev deque (deque.c); work is found in this order:
+ *
+ *   1. the worker's own deque (newest first: good locality),
+ *   2. the other workers' deques, from a random victim on (oldest first:
+ *      the biggest pieces),
+ *   3. the injector, a mutex-protected FIFO for futures and for calls from
+ *      outside threads that could not take slot 0.
+ *
+ * Sleeping.  A worker that found nothing spins for a few microseconds, then
+ * announces itself (sleep = 1, sleepers++, both seq_cst), looks for work
+ * once more, and sleeps on a futex on its own flag.  Whoever makes work
+ * (push, inject) stores it seq_cst and then reads `sleepers`: by the
+ * Dekker argument either the sleeper's last look sees the work or the
+ * maker sees the sleeper.  The maker then clears one sleeper's flag with a
+ * CAS (so a burst of pushes wakes each sleeper once, not once per push) and
+ * wakes it.  An idle pool therefore uses no CPU.
+ *
+ * Waiting.  A worker waiting for a latch (join partner stolen, crew_run
+ * copies still running) keeps running other work; with nothing to do it
+ * sleeps as above, and is woken either by new work or by the latch.  The
+ * work it runs meanwhile nests on its stack, so the nesting is capped
+ * (CREW_HELP_DEPTH): past it, the worker only waits.  That cannot deadlock,
+ * because the job it waits for is already running on another worker.
+ *
+ * Lock order: resize_lock, then inj_lock.  caller_lock is independent.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define CREW_SPIN_ROUNDS 64   /* failed searches before sleeping (~ a few us) */
+#define CREW_HELP_DEPTH 64    /* max nesting of work run while waiting */
+
+_Thread_local crew__worker *crew__tls_worker;
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* xorshift64*: victims only need to be spread, not unpredictable. */
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static void count(_Atomic uint64_t *c, uint64_t n)
+{
+    /* relaxed: statistics, written only by the owner. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+unsigned crew__pool_active(const crew *pool)
+{
+    return atomic_load_explicit(&((crew *)pool)->active, memory_order_relaxed);
+}
+
+/* ---- sleeping and waking ----------------------------------------------- */
+
+static bool wake_worker(crew *pool, crew__worker *w, uint32_t from)
+{
+    uint32_t expected = from;
+    /* acq_rel: the winner of the flag is the one who wakes and accounts. */
+    if (!atomic_compare_exchange_strong_explicit(&w->sleep, &expected, 0, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return false;
+    if (from == 1)
+        atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_relaxed);
+    crew__futex_wake(&w->sleep, 1);
+    return true;
+}
+
+/* Wake one worker that sleeps for lack of work, if there is one. */
+static void wake_one(crew *pool, bool any_worker)
+{
+    /* seq_cst: the second half of the Dekker pair described above. */
+    if (atomic_load_explicit(&pool->sleepers, memory_order_seq_cst) == 0)
+        return;
+    unsigned n = atomic_load_explicit(&pool->started, memory_order_acquire);
+    unsigned limit = any_worker ? n : crew__pool_active(pool);
+    if (limit > n)
+        limit = n;
+    for (unsigned i = 0; i < limit; i++) {
+        crew__worker *w = pool->slots[i];
+        if (atomic_load_explicit(&w->sleep, memory_order_relaxed) == 1 && wake_worker(pool, w, 1))
+            return;
+    }
+}
+
+static void wake_all(crew *pool)
+{
+    unsigned n = atomic_load_explicit(&pool->started, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++) {
+        wake_worker(pool, pool->slots[i], 1);
+        wake_worker(pool, pool->slots[i], 2);
+    }
+}
+
+/* ---- finding work --------------------------------------------------------- */
+
+static crew__job *inject_take(crew *pool)
+{
+    /* seq_cst: a sleeper's last look must see an injection that did not
+     * see it (Dekker pair with crew__pool_inject); the mutex orders the rest. */
+    if (atomic_load_explicit(&pool->inj_len, memory_order_seq_cst) == 0)
+        return NULL;
+    pthread_mutex_lock(&pool->inj_lock);
+    crew__job *job = pool->inj_head;
+    if (job) {
+        pool->inj_head = job->next;
+        if (!pool->inj_head)
+            pool->inj_tail = NULL;
+        atomic_fetch_sub_explicit(&pool->inj_len, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&pool->inj_lock);
+    return job;
+}
+
+static crew__job *steal(crew__worker *w)
+{
+    crew *pool = w->pool;
+    unsigned n = atomic_load_explicit(&pool->started, memory_order_acquire);
+    if (n < 2)
+        return NULL;
+    bool contended;
+    do {
+        contended = false;
+        unsigned start = (unsigned)(rng_next(&w->rng) % n);
+        for (unsigned k = 0; k < n; k++) {
+            crew__worker *v = pool->slots[(start + k) % n];
+            if (v == w)
+                continue;
+            crew__job *job = crew__deque_steal(&v->dq, &contended);
+            if (job) {
+                count(&w->steals, 1);
+                return job;
+            }
+        }
+    } while (contended);
+    return NULL;
+}
+
+/* Any work this worker may take.  Workers beyond N serve only the injector. */
+static crew__job *find_work(crew__worker *w)
+{
+    crew__job *job = crew__deque_pop(&w->dq);
+    if (job)
+        return job;
+    if (w->id < crew__pool_active(w->pool)) {
+        job = steal(w);
+        if (job)
+            return job;
+    }
+    return inject_take(w->pool);
+}
+
+void crew__pool_run_job(crew__worker *w, crew__job *job)
+{
+    uint64_t t0 = w->pool->tracing ? crew__now_ns() : 0;
+    job->run(job, w);
+    count(&w->jobs, 1);
+    if (w->pool->tracing)
+        crew__trace_add(&w->trace, job->name, t0, 0);
+}
+
+bool crew__pool_push(crew__worker *w, crew__job *job)
+{
+    if (!crew__deque_push(&w->dq, job))
+        return false;
+    wake_one(w->pool, false);
+    return true;
+}
+
+crew__job *crew__pool_pop(crew__worker *w)
+{
+    return crew__deque_pop(&w->dq);
+}
+
+void crew__pool_inject(crew *pool, crew__job *job)
+{
+    job->next = NULL;
+    pthread_mutex_lock(&pool->inj_lock);
+    if (pool->inj_tail)
+        pool->inj_tail->next = job;
+    else
+        pool->inj_head = job;
+    pool->inj_tail = job;
+    /* seq_cst: the job is visible before we look for sleepers (Dekker). */
+    atomic_fetch_add_explicit(&pool->inj_len, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&pool->inj_lock);
+    wake_one(pool, true);
+}
+
+/*
+ * Sleep until woken, unless `ready` (work appeared, or the latch opened)
+ * becomes true once we are announced.  flag 1: wake me for new work too;
+ * flag 2: only the latch (or stop) may wake me.
+ */
+static crew__job *sleep_until(crew__worker *w, uint32_t flag, crew__latch *l)
+{
+    crew *pool = w->pool;
+    atomic_store_explicit(&w->sleep, flag, memory_order_seq_cst);
+    if (flag == 1)
+        /* seq_cst: announce before the last look (the Dekker pair). */
+        atomic_fetch_add_explicit(&pool->sleepers, 1, memory_order_seq_cst);
+    crew__job *job = NULL;
+    /* seq_cst on the latch: the Dekker pair with crew__latch_done. */
+    bool ready = atomic_load_explicit(&pool->stopping, memory_order_seq_cst) ||
+                 (l && atomic_load_explicit(&l->count, memory_order_seq_cst) == 0) || (flag == 1 && (job = find_work(w)) != NULL);
+    if (!ready) {
+        count(&w->sleeps, 1);
+        while (atomic_load_explicit(&w->sleep, memory_order_acquire) == flag)
+            crew__futex_wait(&w->sleep, flag);
+    }
+    /* Whoever wins this CAS (we, or a waker) does the accounting. */
+    uint32_t expected = flag;
+    if (atomic_compare_exchange_strong_explicit(&w->sleep, &expected, 0, memory_order_acq_rel,
+                                                memory_order_relaxed) &&
+        flag == 1)
+        atomic_fetch_sub_explicit(&pool->sleepers, 1, memory_order_relaxed);
+    return job;
+}
+
+/* ---- latches ------------------------------------------------------------- */
+
+void crew__latch_init(crew__latch *l, uint32_t n, crew__worker *waiter)
+{
+    atomic_init(&l->count, n);
+    l->waiter = waiter;
+}
+
+void crew__latch_add(crew__latch *l, uint32_t n)
+{
+    atomic_fetch_add_explicit(&l->count, n, memory_order_relaxed);
+}
+
+void crew__latch_done(crew__latch *l)
+{
+    /* Read the waiter first: once the count is zero the latch may be gone. */
+    crew__worker *waiter = l->waiter;
+    /* seq_cst: releases the work to the waiter, and is ordered before our
+     * look at its sleep flag (pairs with sleep_until's flag store and its
+     * check of the latch). */
+    if (atomic_fetch_sub_explicit(&l->count, 1, memory_order_seq_cst) != 1)
+        return;
+    if (waiter) {
+        if (atomic_load_explicit(&waiter->sleep, memory_order_seq_cst) != 0 &&
+            !wake_worker(waiter->pool, waiter, 2))
+            wake_worker(waiter->pool, waiter, 1);
+    } else {
+        crew__futex_wake(&l->count, INT_MAX);
+    }
+}
+
+void crew__latch_wait_outside(crew__latch *l)
+{
+    for (;;) {
+        uint32_t c = atomic_load_explicit(&l->count, memory_order_acquire);
+        if (c == 0)
+            return;
+        crew__futex_wait(&l->count, c);
+    }
+}
+
+bool crew__pool_help(crew__worker *w)
+{
+    crew__job *job = w->help_depth < CREW_HELP_DEPTH ? find_work(w) : NULL;
+    if (!job)
+        return false;
+    w->help_depth++;
+    crew__pool_run_job(w, job);
+    w->help_depth--;
+    return true;
+}
+
+void crew__pool_wait(crew__worker *w, crew__latch *l)
+{
+    unsigned idle = 0;
+    while (!crew__latch_open(l)) {
+        if (crew__pool_help(w)) {
+            idle = 0;
+            continue;
+        }
+        if (++idle < CREW_SPIN_ROUNDS) {
+            crew__cpu_relax();
+            continue;
+        }
+        idle = 0;
+        crew__job *job = sleep_until(w, w->help_depth < CREW_HELP_DEPTH ? 1 : 2, l);
+        if (job) {
+            w->help_depth++;
+            crew__pool_run_job(w, job);
+            w->help_depth--;
+        }
+    }
+}
+
+/* ---- worker threads ----------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    crew__worker *w = arg;
+    crew *pool = w->pool;
+    crew__tls_worker = w;
+    unsigned idle = 0;
+    while (!atomic_load_explicit(&pool->stopping, memory_order_acquire)) {
+        crew__job *job = find_work(w);
+        if (!job) {
+            if (++idle < CREW_SPIN_ROUNDS) {
+                crew__cpu_relax();
+                continue;
+            }
+            idle = 0;
+            job = sleep_until(w, 1, NULL);
+            if (!job)
+                continue;
+        }
+        idle = 0;
+        uint64_t t0 = crew__now_ns();
+        crew__pool_run_job(w, job);
+        count(&w->busy_ns, crew__now_ns() - t0);
+    }
+    return NULL;
+}
+
+static crew__worker *worker_new(crew *pool, unsigned id)
+{
+    crew__worker *w = crew__sys.aligned_alloc(CREW_CACHE_LINE, sizeof *w);
+    if (!w)
+        return NULL;
+    memset(w, 0, sizeof *w);
+    crew__deque_init(&w->dq);
+    w->pool = pool;
+    w->id = id;
+    w->rng = 0x9E3779B97F4A7C15ULL * (id + 1) ^ (uint64_t)(uintptr_t)pool;
+    atomic_init(&w->sleep, 0);
+    return w;
+}
+
+/* Start workers [started, n).  Called with resize_lock held (or at open). */
+static int start_workers(crew *pool, unsigned n)
+{
+    unsigned have = atomic_load_explicit(&pool->started, memory_order_relaxed);
+    for (unsigned id = have; id < n; id++) {
+        crew__worker *w = worker_new(pool, id);
+        if (!w)
+            return CREW_ENOMEM;
+        pool->slots[id] = w;
+        if (id > 0) {
+            int rc = crew__sys.thread_create(&w->thread, worker_main, w);
+            if (rc != 0) {
+                free(w);
+                pool->slots[id] = NULL;
+                return rc == ENOMEM ? CREW_ENOMEM : CREW_EAGAIN;
+            }
+            w->has_thread = true;
+        }
+        /* release: the slot is fully built before thieves index it. */
+        atomic_store_explicit(&pool->started, id + 1, memory_order_release);
+    }
+    return 0;
+}
+
+static void pool_free(crew *pool)
+{
+    unsigned n = atomic_load_explicit(&pool->started, memory_order_relaxed);
+    atomic_store_explicit(&pool->stopping, true, memory_order_seq_cst);
+    wake_all(pool);
+    for (unsigned i = 0; i < n; i++)
+        if (pool->slots[i]->has_thread)
+            pthread_join(pool->slots[i]->thread, NULL);
+    if (pool->tracing && pool->trace_path)
+        crew__trace_write(pool, pool->trace_path);
+    for (unsigned i = 0; i < n; i++) {
+        crew__trace_free(&pool->slots[i]->trace);
+        free(pool->slots[i]);
+    }
+    pthread_mutex_destroy(&pool->caller_lock);
+    pthread_mutex_destroy(&pool->resize_lock);
+    pthread_mutex_destroy(&pool->inj_lock);
+    free(pool->trace_path);
+    free(pool);
+}
+
+int crew_open(crew **out, const crew_config *cfg)
+{
+    static const crew_config defaults;
+    if (!out)
+        return CREW_EINVAL;
+    if (!cfg)
+        cfg = &defaults;
+    if (cfg->workers > CREW_MAX_WORKERS)
+        return CREW_EINVAL;
+    unsigned n = cfg->workers ? cfg->workers : crew__cpus_usable();
+
+    crew *pool = crew__sys.calloc(1, sizeof *pool);
+    if (!pool)
+        return CREW_ENOMEM;
+    pthread_mutex_init(&pool->caller_lock, NULL);
+    pthread_mutex_init(&pool->resize_lock, NULL);
+    pthread_mutex_init(&pool->inj_lock, NULL);
+    crew__latch_init(&pool->futures, 0, NULL);
+    atomic_init(&pool->active, n);
+    const char *trace = cfg->trace_path;
+    if (!trace || !*trace)
+        trace = getenv("CREW_TRACE");
+    if (trace && *trace) {
+        size_t len = strlen(trace) + 1;
+        pool->trace_path = crew__sys.malloc(len);
+        if (!pool->trace_path) {
+            pool_free(pool);
+            return CREW_ENOMEM;
+        }
+        memcpy(pool->trace_path, trace, len);
+        pool->tracing = true;
+        pool->t0_ns = crew__now_ns();
+    }
+    int rc = start_workers(pool, n);
+    if (rc < 0) {
+        pool_free(pool);
+        return rc;
+    }
+    *out = pool;
+    return 0;
+}
+
+void crew_close(crew *pool)
+{
+    if (!pool)
+        return;
+    /* Futures run from the injector; let them finish first. */
+    crew__latch_wait_outside(&pool->futures);
+    pool_free(pool);
+}
+
+unsigned crew_workers(const crew *pool)
+{
+    return pool ? crew__pool_active(pool) : 0;
+}
+
+int crew_resize(crew *pool, unsigned n)
+{
+    if (!pool || n == 0 || n > CREW_MAX_WORKERS)
+        return CREW_EINVAL;
+    pthread_mutex_lock(&pool->resize_lock);
+    int rc = start_workers(pool, n);
+    if (rc == 0)
+        atomic_store_explicit(&pool->active, n, memory_order_seq_cst);
+    pthread_mutex_unlock(&pool->resize_lock);
+    /* Workers beyond N notice at their next search; sleepers are woken so
+     * that a grown pool starts stealing at once. */
+    wake_all(pool);
+    return rc;
+}
+
+size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n)
+{
+    if (!pool)
+        return 0;
+    unsigned have = atomic_load_explicit(&((crew *)pool)->started, memory_order_acquire);
+    for (size_t i = 0; i < n && i < have; i++) {
+        crew__worker *w = pool->slots[i];
+        out[i].jobs = atomic_load_explicit(&w->jobs, memory_order_relaxed);
+        out[i].steals = atomic_load_explicit(&w->steals, memory_order_relaxed);
+        out[i].sleeps = atomic_load_explicit(&w->sleeps, memory_order_relaxed);
+        out[i].busy_ns = atomic_load_explicit(&w->busy_ns, memory_order_relaxed);
+    }
+    return have;
+}
+
+/* ---- entering the pool from outside ------------------------------------ */
+
+typedef struct call_job {
+    crew__job job;
+    void (*fn)(crew__worker *w, void *arg);
+    void *arg;
+    crew__latch done;
+} call_job;
+
+static void call_job_run(crew__job *job, crew__worker *w)
+{
+    call_job *c = (call_job *)job;
+    c->fn(w, c->arg);
+    crew__latch_done(&c->done);
+}
+
+void crew__pool_call(crew *pool, void (*fn)(crew__worker *w, void *arg), void *arg)
+{
+    crew__worker *self = crew__tls_worker;
+    if (self && self->pool == pool) {
+        fn(self, arg);
+        return;
+    }
+    bool have_threads = atomic_load_explicit(&pool->started, memory_order_acquire) > 1;
+    if (pthread_mutex_trylock(&pool->caller_lock) != 0) {
+        if (have_threads) {
+            /* Slot 0 is busy with another outside thread: hand the call
+             * to the pool's threads and sleep until it is done. */
+            call_job c = {.job = {.run = call_job_run, .name = "call"}, .fn = fn, .arg = arg};
+            crew__latch_init(&c.done, 1, NULL);
+            crew__pool_inject(pool, &c.job);
+            crew__latch_wait_outside(&c.done);
+            return;
+        }
+        pthread_mutex_lock(&pool->caller_lock);
+    }
+    crew__worker *w = pool->slots[0];
+    crew__tls_worker = w;
+    uint64_t t0 = crew__now_ns();
+    fn(w, arg);
+    count(&w->busy_ns, crew__now_ns() - t0);
+    crew__tls_worker = self;
+    pthread_mutex_unlock(&pool->caller_lock);
+}
