@@ -249,8 +249,9 @@ static void deep_run(void *arg)
         crew_join(d->pool, deep_run, &next, NULL, NULL);
 }
 
-static void test_deep(crew *pool)
+static void *deep_sides(void *arg)
 {
+    crew *pool = arg;
     const unsigned long long depth = 10000;
     for (int side = 0; side < 3; side++) {
         atomic_ullong sum = 0;
@@ -260,6 +261,24 @@ static void test_deep(crew *pool)
         if (atomic_load(&sum) != want)
             TEST_FAIL_("deep join, side %d: sum %llu, want %llu", side, atomic_load(&sum), want);
     }
+    return NULL;
+}
+
+/*
+ * The recursion is the test's own: 10000 levels of deep_run + crew_join
+ * frames.  Sanitizer builds make every frame several times larger, so the
+ * caller gets a stack big enough for that; the pool's own threads keep
+ * whatever stack the library gives them.
+ */
+static void test_deep(crew *pool)
+{
+    pthread_attr_t attr;
+    ASSERT_EQ(pthread_attr_init(&attr), 0);
+    ASSERT_EQ(pthread_attr_setstacksize(&attr, (size_t)256 << 20), 0);
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, &attr, deep_sides, pool), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    pthread_attr_destroy(&attr);
 }
 
 /* ---- joins inside crew_for and crew_run ---------------------------------- */
