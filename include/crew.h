@@ -143,8 +143,8 @@ CREW_API unsigned crew_workers(const crew *pool);
  * crew_resize -- change N while the pool is in use.  Workers beyond the new
  * N finish the work they hold and then sleep; new ones start at once.  The
  * change takes effect at each worker's next task boundary.
- * Futures already queued, and calls from outside threads handed to the
- * pool, may still be run by workers beyond N.
+ * N bounds everything that runs at once, futures included; only a job
+ * queued before N shrank to 1 may still finish on a thread beyond N.
  * Returns 0, CREW_EINVAL (pool NULL, n == 0, n > CREW_MAX_WORKERS),
  * CREW_EAGAIN or CREW_ENOMEM (a thread could not start: N stays as it was;
  * threads already started for the change stay and sleep).
@@ -263,8 +263,9 @@ typedef struct crew_future crew_future;
  * crew_submit -- start one task in the background and return at once.
  * *task (and its argument and result) must stay valid until the task has
  * finished: until crew_future_wait returns, or, for a future freed without
- * waiting, until crew_close returns.  Its status is written when it ends.  With workers == 1 (no threads) the
- * task runs inside crew_submit.
+ * waiting, until crew_close returns.  Its status is written when it ends.
+ * Futures count against N like everything else: at most N tasks of the
+ * pool run at once.  With N == 1 the task runs inside crew_submit.
  * Returns 0 and sets *future, CREW_EINVAL (NULL pool, task, fn or future),
  * CREW_ENOMEM.  Ownership: the caller frees *future with crew_future_free.
  * Thread-safe: yes; may be called from inside a task.

@@ -164,6 +164,8 @@ struct crew {
 extern _Thread_local crew__worker *crew__tls_worker;
 
 /* Push a job on w's deque and wake a sleeper.  false: the deque is full. */
+/* Add to a statistics counter (relaxed). */
+void crew__count(_Atomic uint64_t *c, uint64_t n);
 bool crew__pool_push(crew__worker *w, crew__job *job);
 crew__job *crew__pool_pop(crew__worker *w);
 void crew__pool_inject(crew *pool, crew__job *job);

@@ -89,10 +89,13 @@ int crew_submit(crew *pool, const void *shared, crew_task *task, crew_future **o
     atomic_init(&f->refs, 2);
     crew__latch_add(&pool->futures, 1);
     *out = f;
-    if (atomic_load_explicit(&pool->started, memory_order_acquire) < 2)
-        future_run(&f->job, crew__tls_worker); /* no threads: run it now */
-    else
+    if (crew__pool_active(pool) < 2) {
+        /* No thread may run it (N == 1): run it now, on worker 0's count. */
+        crew__count(&pool->slots[0]->jobs, 1);
+        future_run(&f->job, NULL);
+    } else {
         crew__pool_inject(pool, &f->job);
+    }
     return 0;
 }
 
@@ -100,12 +103,13 @@ int crew_future_wait(crew_future *f)
 {
     if (!f)
         return CREW_EINVAL;
+    crew__worker *w = crew__tls_worker;
     if (future_claim(f)) {
         /* Nobody started it: run it here rather than wait for the queue. */
+        crew__count(&(w && w->pool == f->pool ? w : f->pool->slots[0])->jobs, 1);
         future_execute(f);
         return f->task->status;
     }
-    crew__worker *w = crew__tls_worker;
     crew__worker *none = NULL;
     /* seq_cst: register before the last look at the state (Dekker pair
      * with future_execute).  One worker at a time can be woken this way;

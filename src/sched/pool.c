@@ -51,12 +51,13 @@ static uint64_t rng_next(uint64_t *s)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-static void count(_Atomic uint64_t *c, uint64_t n)
+void crew__count(_Atomic uint64_t *c, uint64_t n)
 {
-    /* relaxed: statistics, written only by the owner. */
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    /* relaxed: statistics; an RMW because a future run inline by an outside
+     * thread counts on worker 0 while its owner may be counting too. */
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
+
 
 unsigned crew__pool_active(const crew *pool)
 {
@@ -110,7 +111,8 @@ static void wake_one(crew *pool, bool any_worker)
         if (wake_first(pool, SLEEP_IDLE, limit < n ? limit : n))
             return;
     }
-    if (any_worker && atomic_load_explicit(&pool->parked, memory_order_seq_cst) != 0)
+    if (any_worker && crew__pool_active(pool) == 1 &&
+        atomic_load_explicit(&pool->parked, memory_order_seq_cst) != 0)
         wake_first(pool, SLEEP_PARKED, n);
 }
 
@@ -165,7 +167,7 @@ static crew__job *steal(crew__worker *w)
                 continue;
             crew__job *job = crew__deque_steal(&v->dq, &contended);
             if (job) {
-                count(&w->steals, 1);
+                crew__count(&w->steals, 1);
                 return job;
             }
         }
@@ -173,17 +175,24 @@ static crew__job *steal(crew__worker *w)
     return NULL;
 }
 
-/* Any work this worker may take.  Workers beyond N take only what their own
- * deque still holds and the injector. */
+/*
+ * Any work this worker may take.  A worker beyond N takes only what its own
+ * deque still holds, so that N bounds what runs at once, futures included.
+ * The exception is N == 1: then no thread is active, new futures run inside
+ * crew_submit, and parked threads only finish jobs queued before N shrank.
+ */
 static crew__job *find_work(crew__worker *w)
 {
     crew__job *job = crew__deque_pop(&w->dq);
     if (job)
         return job;
-    if (w->id < crew__pool_active(w->pool)) {
+    unsigned active = crew__pool_active(w->pool);
+    if (w->id < active) {
         job = steal(w);
         if (job)
             return job;
+    } else if (active > 1) {
+        return NULL;
     }
     return inject_take(w->pool);
 }
@@ -195,7 +204,7 @@ void crew__pool_run_job(crew__worker *w, crew__job *job)
     const char *name = job->name;
     uint64_t t0 = w->pool->tracing ? crew__now_ns() : 0;
     job->run(job, w);
-    count(&w->jobs, 1);
+    crew__count(&w->jobs, 1);
     if (w->pool->tracing)
         crew__trace_add(&w->trace, name, t0, 0);
 }
@@ -228,6 +237,14 @@ void crew__pool_inject(crew *pool, crew__job *job)
     wake_one(pool, true);
 }
 
+/* A parked worker wakes when N grows past it, or (N == 1) for queued jobs. */
+static bool parked_ready(crew__worker *w, crew__job **job)
+{
+    /* seq_cst: the other half of the pair with crew_resize's store. */
+    unsigned active = atomic_load_explicit(&w->pool->active, memory_order_seq_cst);
+    return w->id < active || (active == 1 && (*job = inject_take(w->pool)) != NULL);
+}
+
 /*
  * Sleep until woken, unless something is ready once we are announced:
  * stop, *word == want (a latch opened, a future finished), or work this
@@ -250,14 +267,12 @@ static crew__job *sleep_until(crew__worker *w, uint32_t flag, _Atomic uint32_t *
     bool ready = atomic_load_explicit(&pool->stopping, memory_order_seq_cst) ||
                  (word && atomic_load_explicit(word, memory_order_seq_cst) == want) ||
                  (flag == SLEEP_IDLE && (job = find_work(w)) != NULL) ||
-                 (flag == SLEEP_PARKED &&
-                  (w->id < atomic_load_explicit(&pool->active, memory_order_seq_cst) ||
-                   (job = inject_take(pool)) != NULL));
+                 (flag == SLEEP_PARKED && parked_ready(w, &job));
     if (!ready) {
         /* Busy time is time awake: the clock is read only around sleeps. */
         uint64_t t = crew__now_ns();
-        count(&w->busy_ns, t - w->awake_since);
-        count(&w->sleeps, 1);
+        crew__count(&w->busy_ns, t - w->awake_since);
+        crew__count(&w->sleeps, 1);
         while (atomic_load_explicit(&w->sleep, memory_order_acquire) == flag)
             crew__futex_wait(&w->sleep, flag);
         w->awake_since = crew__now_ns();
@@ -383,7 +398,7 @@ static void *worker_main(void *arg)
         idle = 0;
         crew__pool_run_job(w, job);
     }
-    count(&w->busy_ns, crew__now_ns() - w->awake_since);
+    crew__count(&w->busy_ns, crew__now_ns() - w->awake_since);
     return NULL;
 }
 
@@ -567,7 +582,7 @@ void crew__pool_call(crew *pool, void (*fn)(crew__worker *w, void *arg), void *a
         crew__tls_worker = self;
         return;
     }
-    bool have_threads = atomic_load_explicit(&pool->started, memory_order_acquire) > 1;
+    bool have_threads = crew__pool_active(pool) > 1;
     if (pthread_mutex_trylock(&pool->caller_lock) != 0) {
         if (have_threads) {
             /* Slot 0 is busy with another outside thread: hand the call
@@ -585,7 +600,7 @@ void crew__pool_call(crew *pool, void (*fn)(crew__worker *w, void *arg), void *a
     crew__tls_worker = w;
     w->awake_since = crew__now_ns();
     fn(w, arg);
-    count(&w->busy_ns, crew__now_ns() - w->awake_since);
+    crew__count(&w->busy_ns, crew__now_ns() - w->awake_since);
     crew__tls_worker = self;
     atomic_store_explicit(&pool->caller_owner, NULL, memory_order_relaxed);
     pthread_mutex_unlock(&pool->caller_lock);

@@ -63,8 +63,7 @@ static void run_one(crew__worker *w, run_state *st, size_t i)
         t->status = rc < 0 ? CREW_EINVAL : rc; /* negative is reserved for crew */
         if (w->pool->tracing)
             crew__trace_add(&w->trace, "task", t0, i);
-        atomic_store_explicit(&w->jobs, atomic_load_explicit(&w->jobs, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        crew__count(&w->jobs, 1);
     }
     if (t->status != 0) {
         atomic_fetch_add_explicit(&st->failed, 1, memory_order_relaxed);
