@@ -117,12 +117,25 @@ typedef struct crew_config {
      * The string is copied.
      */
     const char *trace_path;
+    /*
+     * Stack size of each worker thread, in bytes.  0: CREW_DEFAULT_STACK
+     * (64 MiB of address space; pages are used only as deep as tasks
+     * recurse).  Work migrates between threads, so a deep recursion that
+     * fits the caller's stack must fit a worker's too.  Must lie within
+     * [CREW_MIN_STACK, CREW_MAX_STACK].
+     */
+    size_t stack_size;
 } crew_config;
+
+#define CREW_DEFAULT_STACK ((size_t)64 << 20)
+#define CREW_MIN_STACK ((size_t)64 << 10)
+#define CREW_MAX_STACK ((size_t)1 << 40)
 
 /*
  * crew_open -- start a pool.  cfg may be NULL (all defaults).
  * Returns 0 and sets *pool, or CREW_EINVAL (pool NULL, workers >
- * CREW_MAX_WORKERS), CREW_ENOMEM, CREW_EAGAIN (a thread could not start).
+ * CREW_MAX_WORKERS, stack_size out of range), CREW_ENOMEM, CREW_EAGAIN (a
+ * thread could not start).
  * Ownership: the caller owns *pool and ends it with crew_close.
  * Thread-safe: yes (each call makes its own pool).
  */

@@ -149,6 +149,7 @@ struct crew {
     _Alignas(CREW_CACHE_LINE) _Atomic uint32_t sleepers; /* SLEEP_IDLE workers */
     _Atomic uint32_t parked;       /* SLEEP_PARKED workers */
     bool tracing;
+    size_t stack_size;             /* of each worker thread */
     uint64_t t0_ns;                /* trace time origin */
     char *trace_path;
     pthread_mutex_t caller_lock;   /* held by the outside thread using slot 0 */
@@ -205,7 +206,7 @@ typedef struct crew__sys_table {
     void *(*malloc)(size_t size);
     void *(*calloc)(size_t n, size_t size);
     void *(*aligned_alloc)(size_t align, size_t size);
-    int (*thread_create)(pthread_t *t, void *(*fn)(void *), void *arg);
+    int (*thread_create)(pthread_t *t, size_t stack_size, void *(*fn)(void *), void *arg);
     /* the arena's mappings and memfd (src/arena/): return and errno as the
      * system calls; fcntl takes one int argument (enough for seals) */
     void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);

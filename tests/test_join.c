@@ -267,8 +267,9 @@ static void *deep_sides(void *arg)
 /*
  * The recursion is the test's own: 10000 levels of deep_run + crew_join
  * frames.  Sanitizer builds make every frame several times larger, so the
- * caller gets a stack big enough for that; the pool's own threads keep
- * whatever stack the library gives them.
+ * caller gets a stack big enough for that; the pool's own threads, which
+ * may run most of the chain after a steal, get the library's default
+ * (CREW_DEFAULT_STACK), which must be enough for it too.
  */
 static void test_deep(crew *pool)
 {

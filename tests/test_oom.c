@@ -27,8 +27,9 @@ static void *fail_aligned_alloc(size_t a, size_t n)
 {
     return should_fail() ? NULL : aligned_alloc(a, n);
 }
-static int fail_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
+static int fail_thread_create(pthread_t *t, size_t stack, void *(*fn)(void *), void *arg)
 {
+    (void)stack;
     return should_fail() ? EAGAIN : pthread_create(t, NULL, fn, arg);
 }
 

@@ -17,9 +17,17 @@
 
 #include "internal.h"
 
-static int default_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
+static int default_thread_create(pthread_t *t, size_t stack_size, void *(*fn)(void *), void *arg)
 {
-    return pthread_create(t, NULL, fn, arg);
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0)
+        return rc;
+    rc = pthread_attr_setstacksize(&attr, stack_size);
+    if (rc == 0)
+        rc = pthread_create(t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return rc;
 }
 
 static int default_fcntl(int fd, int cmd, int arg)

@@ -203,8 +203,10 @@ void crew__pool_run_job(crew__worker *w, crew__job *job)
      * who may free it (or return from the frame holding it) at once. */
     const char *name = job->name;
     uint64_t t0 = w->pool->tracing ? crew__now_ns() : 0;
-    job->run(job, w);
+    /* Counted before it runs: once the job has released its waiter, the
+     * waiter may read the statistics at once. */
     crew__count(&w->jobs, 1);
+    job->run(job, w);
     if (w->pool->tracing)
         crew__trace_add(&w->trace, name, t0, 0);
 }
@@ -426,7 +428,7 @@ static int start_workers(crew *pool, unsigned n)
             return CREW_ENOMEM;
         pool->slots[id] = w;
         if (id > 0) {
-            int rc = crew__sys.thread_create(&w->thread, worker_main, w);
+            int rc = crew__sys.thread_create(&w->thread, pool->stack_size, worker_main, w);
             if (rc != 0) {
                 free(w);
                 pool->slots[id] = NULL;
@@ -468,7 +470,8 @@ int crew_open(crew **out, const crew_config *cfg)
         return CREW_EINVAL;
     if (!cfg)
         cfg = &defaults;
-    if (cfg->workers > CREW_MAX_WORKERS)
+    if (cfg->workers > CREW_MAX_WORKERS ||
+        (cfg->stack_size && (cfg->stack_size < CREW_MIN_STACK || cfg->stack_size > CREW_MAX_STACK)))
         return CREW_EINVAL;
     unsigned n = cfg->workers ? cfg->workers : crew__cpus_usable();
 
@@ -480,6 +483,7 @@ int crew_open(crew **out, const crew_config *cfg)
     pthread_mutex_init(&pool->inj_lock, NULL);
     crew__latch_init(&pool->futures, 0, NULL);
     atomic_init(&pool->active, n);
+    pool->stack_size = cfg->stack_size ? cfg->stack_size : CREW_DEFAULT_STACK;
     const char *trace = cfg->trace_path;
     if (!trace || !*trace)
         trace = getenv("CREW_TRACE");
