@@ -430,7 +430,7 @@ int main(void)
 
     pthread_t dog;
     ASSERT_EQ(pthread_create(&dog, NULL, watchdog, NULL), 0);
-    const uint64_t per_pool = SANITIZED ? 60 : 600;
+    const uint64_t per_pool = SANITIZED ? 200 : 1500;
     static const char *const phases[] = {"1 worker", "2 workers", "3 workers", "8 workers"};
     static const unsigned sizes[] = {1, 2, 3, 8};
     uint64_t k = 0;
