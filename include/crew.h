@@ -112,7 +112,8 @@ typedef struct crew_config {
     unsigned workers;
     /*
      * When set (or when the environment variable CREW_TRACE names a file),
-     * every task, range and join is recorded and written as a Chrome trace
+     * every crew_run task, future, top-level call, and range or join half
+     * that moved to another worker is recorded and written as a Chrome trace
      * (Perfetto / chrome://tracing JSON) to this path by crew_close.
      * The string is copied.
      */
@@ -133,6 +134,10 @@ typedef struct crew_config {
 
 /*
  * crew_open -- start a pool.  cfg may be NULL (all defaults).
+ * The thread that calls crew_for / crew_run / ... works as worker 0 for
+ * the length of the call.  If another outside thread is already doing so,
+ * a second one sleeps while the pool's threads run its call (or, with
+ * N == 1, waits for its turn).
  * Returns 0 and sets *pool, or CREW_EINVAL (pool NULL, workers >
  * CREW_MAX_WORKERS, stack_size out of range), CREW_ENOMEM, CREW_EAGAIN (a
  * thread could not start).
@@ -165,7 +170,11 @@ CREW_API unsigned crew_workers(const crew *pool);
  */
 CREW_API int crew_resize(crew *pool, unsigned n);
 
-/* crew_usable_cpus -- what workers = 0 means here: min(affinity, cpu.max). */
+/*
+ * crew_usable_cpus -- what workers = 0 means here: the number of CPUs in the
+ * affinity mask, or the cgroup v2 quota (cpu.max, QUOTA/PERIOD rounded up)
+ * of this process's cgroup or any ancestor, whichever is smallest.
+ */
 CREW_API unsigned crew_usable_cpus(void);
 
 /* ------------------------------------------------------------------------ */
@@ -296,7 +305,8 @@ CREW_API int crew_submit(crew *pool, const void *shared, crew_task *task,
  */
 CREW_API int crew_future_wait(crew_future *future);
 
-/* crew_future_done -- 1 if the task has finished, else 0.  Never blocks. */
+/* crew_future_done -- 1 if the task has finished, else 0 (also for NULL).
+ * Never blocks. */
 CREW_API int crew_future_done(const crew_future *future);
 
 /*
@@ -311,7 +321,9 @@ CREW_API void crew_future_free(crew_future *future);
 /* ------------------------------------------------------------------------ */
 
 typedef struct crew_worker_stats {
-    uint64_t jobs;       /* jobs run: tasks, ranges, join halves */
+    uint64_t jobs;       /* crew_run tasks and futures run, and ranges or join
+                            halves taken from another worker (work a frame
+                            keeps and runs itself is not a separate job) */
     uint64_t steals;     /* successful steals from other workers */
     uint64_t sleeps;     /* times the worker went to sleep for lack of work */
     uint64_t busy_ns;    /* time awake (running or looking for work, not asleep);
