@@ -271,9 +271,55 @@ static void test_bad_open(void)
         ASSERT_EQ(crew_open(&pool, &(crew_config){.workers = bad[i]}), CREW_EINVAL);
         ASSERT_PTR_EQ(pool, sentinel);
     }
+    static const size_t bad_stack[] = {1, CREW_MIN_STACK - 1, CREW_MAX_STACK + 1, SIZE_MAX};
+    for (size_t i = 0; i < sizeof bad_stack / sizeof bad_stack[0]; i++) {
+        crew *pool = sentinel;
+        ASSERT_EQ(crew_open(&pool, &(crew_config){.workers = 2, .stack_size = bad_stack[i]}),
+                  CREW_EINVAL);
+        ASSERT_PTR_EQ(pool, sentinel);
+    }
     ASSERT_EQ(crew_open(NULL, NULL), CREW_EINVAL);
     ASSERT_EQ(crew_open(NULL, &(crew_config){.workers = 2}), CREW_EINVAL);
     crew_close(NULL);
+}
+
+/* A worker's stack is the size asked for, or CREW_DEFAULT_STACK: a future
+ * (which runs on a pool thread unless its waiter claims it, so we poll
+ * instead of waiting) measures the stack of the thread it runs on. */
+static int stack_of_thread(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    pthread_attr_t attr;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return 1;
+    int rc = pthread_attr_getstacksize(&attr, &size);
+    pthread_attr_destroy(&attr);
+    *(size_t *)result = size;
+    return rc == 0 ? 0 : 2;
+}
+
+static void test_stack_size(void)
+{
+    static const size_t asked[] = {0, CREW_MIN_STACK, (size_t)3 << 20, (size_t)128 << 20};
+    for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
+        crew *pool;
+        ASSERT_OK(crew_open(&pool, &(crew_config){.workers = 2, .stack_size = asked[i]}));
+        size_t size = 0;
+        crew_task t = {.fn = stack_of_thread, .result = &size};
+        crew_future *f;
+        ASSERT_OK(crew_submit(pool, NULL, &t, &f));
+        while (!crew_future_done(f))
+            sched_yield();
+        ASSERT_EQ(crew_future_wait(f), 0);
+        crew_future_free(f);
+        size_t want = asked[i] ? asked[i] : CREW_DEFAULT_STACK;
+        /* glibc may round up to whole pages; never gives less. */
+        ASSERT_GE(size, want);
+        ASSERT_LT(size, want + (size_t)(1 << 20));
+        crew_close(pool);
+    }
 }
 
 static void test_cycles(void)
@@ -447,6 +493,7 @@ int main(void)
     test_usable_cpus_follow_affinity();
     test_usable_cpus();
     test_bad_open();
+    test_stack_size();
     test_sizes();
     test_cycles();
     test_resize_bad();
