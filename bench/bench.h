@@ -1,7 +1,8 @@
 /*
  * bench.h -- what every crew benchmark shares: the clock, the options
- * (workers, repetitions, best or median, quick mode), the interleaved
- * measurement loop and the one-line report with ratios.
+ * (workers, repetitions, best or median, quick mode) and the command line,
+ * the setup of the peers, the interleaved measurement loop and the one-line
+ * report with ratios.
  *
  * Every measurement runs each peer (crew, OpenMP, oneTBB, serial) once per
  * round, in turn, for several rounds, and keeps the best (default) or the
@@ -23,8 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <omp.h>
+
+#include "crew.h"
+#include "tbb_peers.h"
+
 #define BENCH_MAX_PEERS 4
 #define BENCH_MAX_REPS 101
+#define BENCH_MAX_SIZES 16 /* the most sizes one -n LIST may name */
 
 /* Nanoseconds on the monotonic clock. */
 static inline double bench_now_ns(void)
@@ -118,6 +125,16 @@ static inline int bench_common_opt(bench_opts *o, int c, const char *arg)
     }
 }
 
+/*
+ * Print the usage (the common flags, then `extra`, the program's own flags)
+ * and return main's exit code after option c: 0 for -h, 2 for a bad flag.
+ */
+static inline int bench_usage(const char *argv0, const char *extra, int c)
+{
+    fprintf(stderr, "usage: %s [options]\n" BENCH_COMMON_USAGE "%s", argv0, extra);
+    return c == 'h' ? 0 : 2;
+}
+
 /* "1e6,1e7,100000" -> sizes; returns how many (at most max). */
 static inline int bench_parse_sizes(const char *s, size_t *out, int max)
 {
@@ -133,6 +150,54 @@ static inline int bench_parse_sizes(const char *s, size_t *out, int max)
             bench_fail("bad size list near '%s'", end);
     }
     return n;
+}
+
+/*
+ * The command line of a benchmark over a list of sizes: bench_defaults(o,
+ * reps), the common flags and -n LIST (n_usage describes it).  sizes[] holds
+ * BENCH_MAX_SIZES and comes with the caller's defaults (*count of them); -n
+ * replaces them, else quick mode replaces them with quick[0..nquick).
+ * Returns -1 to go on, else main's exit code (see bench_usage).
+ */
+static inline int bench_sized_args(int argc, char **argv, bench_opts *o, int reps,
+                                   const char *n_usage, size_t *sizes, int *count,
+                                   const size_t *quick, int nquick)
+{
+    const char *list = NULL;
+    int c;
+
+    bench_defaults(o, reps);
+    while ((c = getopt(argc, argv, BENCH_COMMON_FLAGS "n:")) != -1) {
+        if (bench_common_opt(o, c, optarg))
+            continue;
+        if (c == 'n') {
+            list = optarg;
+            continue;
+        }
+        return bench_usage(argv[0], n_usage, c);
+    }
+    if (list)
+        *count = bench_parse_sizes(list, sizes, BENCH_MAX_SIZES);
+    else if (o->quick) {
+        memcpy(sizes, quick, (size_t)nquick * sizeof *sizes);
+        *count = nquick;
+    }
+    return -1;
+}
+
+/*
+ * bench_sized_args for a list of element counts, 1e6,1e7,1e8 unless -n or
+ * quick mode (1e5,1e6) says otherwise; `what` names them in the usage.
+ */
+static inline int bench_count_args(int argc, char **argv, bench_opts *o, const char *what,
+                                   size_t *sizes, int *count)
+{
+    static const size_t quick[] = {100000, 1000000};
+    char usage[160];
+    snprintf(usage, sizeof usage, "  -n LIST  %s (default 1e6,1e7,1e8; quick 1e5,1e6)\n", what);
+    sizes[0] = 1000000, sizes[1] = 10000000, sizes[2] = 100000000;
+    *count = 3;
+    return bench_sized_args(argc, argv, o, 5, usage, sizes, count, quick, 2);
 }
 
 static inline int bench_cmp_double(const void *a, const void *b)
@@ -206,6 +271,13 @@ static inline void bench_measure(bench_peer *p, int np, void *ctx, const bench_o
         p[i].fig = bench_selected(o, p[i].name) ? bench_pick(t[i], reps, o->median) : 0;
 }
 
+/* The usual four peers: crew, omp, tbb and serial, one check for all. */
+#define BENCH_PEERS4(crew_fn, omp_fn, tbb_fn, serial_fn, check_fn)          \
+    {                                                                        \
+        {"crew", crew_fn, check_fn, 0}, {"omp", omp_fn, check_fn, 0},        \
+            {"tbb", tbb_fn, check_fn, 0}, {"serial", serial_fn, check_fn, 0}, \
+    }
+
 static inline const bench_peer *bench_find(const bench_peer *p, int np, const char *name)
 {
     for (int i = 0; i < np; i++)
@@ -232,6 +304,23 @@ static inline void bench_line(const char *name, const bench_peer *p, int np, dou
     for (int i = 1; i < np; i++)
         if (p[0].fig > 0 && p[i].fig > 0)
             printf(" %s/%s=%.2f", p[0].name, p[i].name, p[0].fig / p[i].fig);
+}
+
+/*
+ * bench_measure, then bench_line under the name printf(fmt, ...) (at most
+ * 63 characters).  No newline, as bench_line.
+ */
+__attribute__((format(printf, 7, 8)))
+static inline void bench_measure_line(bench_peer *p, int np, void *ctx, const bench_opts *o,
+                                      double div, const char *unit, const char *fmt, ...)
+{
+    char name[64];
+    va_list ap;
+    bench_measure(p, np, ctx, o);
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    bench_line(name, p, np, div, unit);
 }
 
 /*
@@ -264,6 +353,25 @@ static inline void bench_header(const char *what, const bench_opts *o)
     printf("# %s: workers=%u rounds=%d figure=%s%s\n", what, o->workers, o->reps,
            o->median ? "median" : "best", o->quick ? " (quick sizes)" : "");
     fflush(stdout);
+}
+
+/* A crew pool of o->workers, or fail. */
+static inline crew *bench_crew_open(const bench_opts *o)
+{
+    crew *pool;
+    int rc = crew_open(&pool, &(crew_config){.workers = o->workers});
+    if (rc != 0)
+        bench_fail("crew_open: %s", crew_strerror(rc));
+    return pool;
+}
+
+/* Every peer set to o->workers threads: a crew pool (returned), OpenMP, oneTBB. */
+static inline crew *bench_open_peers(const bench_opts *o)
+{
+    crew *pool = bench_crew_open(o);
+    omp_set_num_threads((int)o->workers);
+    tbb_setup(o->workers);
+    return pool;
 }
 
 #endif /* CREW_BENCH_H */

@@ -113,37 +113,16 @@ static int check(void *p)
 int main(int argc, char **argv)
 {
     bench_opts o;
-    size_t ns[16] = {30, 31, 32};
+    size_t ns[BENCH_MAX_SIZES] = {30, 31, 32};
+    static const size_t quick[] = {24, 25};
     int count = 3;
-    const char *list = NULL;
-    int c;
+    int rc = bench_sized_args(argc, argv, &o, 5,
+                              "  -n LIST  which fib(n) (default 30,31,32; quick 24,25)\n", ns,
+                              &count, quick, 2);
+    if (rc >= 0)
+        return rc;
 
-    bench_defaults(&o, 5);
-    while ((c = getopt(argc, argv, BENCH_COMMON_FLAGS "n:")) != -1) {
-        if (bench_common_opt(&o, c, optarg))
-            continue;
-        if (c == 'n') {
-            list = optarg;
-            continue;
-        }
-        fprintf(stderr, "usage: %s [options]\n" BENCH_COMMON_USAGE
-                        "  -n LIST  which fib(n) (default 30,31,32; quick 24,25)\n",
-                argv[0]);
-        return c == 'h' ? 0 : 2;
-    }
-    if (list)
-        count = bench_parse_sizes(list, ns, 16);
-    else if (o.quick) {
-        ns[0] = 24, ns[1] = 25;
-        count = 2;
-    }
-
-    crew *pool;
-    int rc = crew_open(&pool, &(crew_config){.workers = o.workers});
-    if (rc != 0)
-        bench_fail("crew_open: %s", crew_strerror(rc));
-    omp_set_num_threads((int)o.workers);
-    tbb_setup(o.workers);
+    crew *pool = bench_open_peers(&o);
     bench_header("fib(n), a task per call, no cutoff; ns per call", &o);
 
     for (int i = 0; i < count; i++) {
@@ -158,16 +137,8 @@ int main(int argc, char **argv)
         /* now f0 = fib(n), f1 = fib(n + 1) */
         fib_ctx ctx = {.pool = pool, .n = n, .expect = f0};
         double calls = 2.0 * (double)f1 - 1;
-        bench_peer p[] = {
-            {"crew", run_crew, check, 0},
-            {"omp", run_omp, check, 0},
-            {"tbb", run_tbb, check, 0},
-            {"serial", run_serial, check, 0},
-        };
-        bench_measure(p, 4, &ctx, &o);
-        char name[64];
-        snprintf(name, sizeof name, "fib(%d) %.0f calls", n, calls);
-        bench_line(name, p, 4, calls, "ns/call");
+        bench_peer p[] = BENCH_PEERS4(run_crew, run_omp, run_tbb, run_serial, check);
+        bench_measure_line(p, 4, &ctx, &o, calls, "ns/call", "fib(%d) %.0f calls", n, calls);
         const bench_peer *omp = &p[1], *tbb = &p[2];
         if (p[0].fig <= 0 || omp->fig <= 0 || tbb->fig <= 0) {
             printf("\n");

@@ -172,16 +172,8 @@ static void bench_mem(crew *pool, size_t n, size_t sweeps, const bench_opts *o)
         bench_fail("out of memory for %zu elements", n);
     for (size_t i = 0; i < n; i++)
         ctx.a[i] = i;
-    bench_peer p[] = {
-        {"crew", mem_crew, mem_check, 0},
-        {"omp", mem_omp, mem_check, 0},
-        {"tbb", mem_tbb, mem_check, 0},
-        {"serial", mem_serial, mem_check, 0},
-    };
-    bench_measure(p, 4, &ctx, o);
-    char name[64];
-    snprintf(name, sizeof name, "for-mem n=%zu", n);
-    bench_line(name, p, 4, 1e6 * (double)sweeps, "ms");
+    bench_peer p[] = BENCH_PEERS4(mem_crew, mem_omp, mem_tbb, mem_serial, mem_check);
+    bench_measure_line(p, 4, &ctx, o, 1e6 * (double)sweeps, "ms", "for-mem n=%zu", n);
     bench_verdict_parallel(p, 4);
     free(ctx.a);
 }
@@ -191,54 +183,22 @@ static void bench_cpu(crew *pool, size_t n, size_t sweeps, const bench_opts *o)
     for_ctx ctx = {.pool = pool, .n = n, .sweeps = sweeps};
     for (size_t s = 0; s < sweeps; s++)
         ctx.expect += bench_mix_range(0, n);
-    bench_peer p[] = {
-        {"crew", cpu_crew, cpu_check, 0},
-        {"omp", cpu_omp, cpu_check, 0},
-        {"tbb", cpu_tbb, cpu_check, 0},
-        {"serial", cpu_serial, cpu_check, 0},
-    };
-    bench_measure(p, 4, &ctx, o);
-    char name[64];
-    snprintf(name, sizeof name, "for-cpu n=%zu", n);
-    bench_line(name, p, 4, 1e6 * (double)sweeps, "ms");
+    bench_peer p[] = BENCH_PEERS4(cpu_crew, cpu_omp, cpu_tbb, cpu_serial, cpu_check);
+    bench_measure_line(p, 4, &ctx, o, 1e6 * (double)sweeps, "ms", "for-cpu n=%zu", n);
     bench_verdict_parallel(p, 4);
 }
 
 int main(int argc, char **argv)
 {
     bench_opts o;
-    size_t sizes[16] = {1000000, 10000000, 100000000};
-    int nsizes = 3;
-    const char *list = NULL;
-    int c;
-
-    bench_defaults(&o, 5);
-    while ((c = getopt(argc, argv, BENCH_COMMON_FLAGS "n:")) != -1) {
-        if (bench_common_opt(&o, c, optarg))
-            continue;
-        if (c == 'n') {
-            list = optarg;
-            continue;
-        }
-        fprintf(stderr, "usage: %s [options]\n" BENCH_COMMON_USAGE
-                        "  -n LIST  iteration counts (default 1e6,1e7,1e8; quick 1e5,1e6)\n",
-                argv[0]);
-        return c == 'h' ? 0 : 2;
-    }
-    if (list)
-        nsizes = bench_parse_sizes(list, sizes, 16);
-    else if (o.quick) {
-        sizes[0] = 100000, sizes[1] = 1000000;
-        nsizes = 2;
-    }
+    size_t sizes[BENCH_MAX_SIZES];
+    int nsizes;
+    int rc = bench_count_args(argc, argv, &o, "iteration counts", sizes, &nsizes);
+    if (rc >= 0)
+        return rc;
     double per_run = o.quick ? 1e7 : 1e8; /* iterations per timed run */
 
-    crew *pool;
-    int rc = crew_open(&pool, &(crew_config){.workers = o.workers});
-    if (rc != 0)
-        bench_fail("crew_open: %s", crew_strerror(rc));
-    omp_set_num_threads((int)o.workers);
-    tbb_setup(o.workers);
+    crew *pool = bench_open_peers(&o);
     bench_header("crew_for (grain 0) vs OpenMP static vs TBB auto_partitioner; ms per sweep", &o);
 
     for (int s = 0; s < nsizes; s++) {

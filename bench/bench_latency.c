@@ -102,11 +102,8 @@ static void bench_open_close(const bench_opts *o)
     double t[TIMES];
     int times = o->quick ? 20 : TIMES;
     for (int i = 0; i < times; i++) {
-        crew *pool;
         double t0 = bench_now_ns();
-        int rc = crew_open(&pool, &(crew_config){.workers = o->workers});
-        if (rc != 0)
-            bench_fail("crew_open: %s", crew_strerror(rc));
+        crew *pool = bench_crew_open(o);
         crew_close(pool);
         t[i] = bench_now_ns() - t0;
     }
@@ -164,10 +161,8 @@ int main(int argc, char **argv)
             calls = (size_t)atof(optarg);
             continue;
         }
-        fprintf(stderr, "usage: %s [options]\n" BENCH_COMMON_USAGE
-                        "  -n CALLS  empty calls per timed run (default 1e5; quick 1e4)\n",
-                argv[0]);
-        return c == 'h' ? 0 : 2;
+        return bench_usage(argv[0],
+                           "  -n CALLS  empty calls per timed run (default 1e5; quick 1e4)\n", c);
     }
     if (calls == 0)
         calls = o.quick ? 10000 : 100000;
@@ -175,10 +170,7 @@ int main(int argc, char **argv)
 
     bench_open_close(&o);
 
-    crew *pool;
-    int rc = crew_open(&pool, &(crew_config){.workers = o.workers});
-    if (rc != 0)
-        bench_fail("crew_open: %s", crew_strerror(rc));
+    crew *pool = bench_crew_open(&o);
     for (int i = 0; i < 1000; i++)
         crew_once(pool);
     print_idle("crew", idle_percent()); /* no OpenMP or TBB thread exists yet */
@@ -191,10 +183,7 @@ int main(int argc, char **argv)
         {"omp", run_omp, NULL, 0},
         {"tbb", run_tbb, NULL, 0},
     };
-    bench_measure(p, 3, &ctx, &o);
-    char name[64];
-    snprintf(name, sizeof name, "empty call x%zu", calls);
-    bench_line(name, p, 3, 1e3 * (double)calls, "us/call");
+    bench_measure_line(p, 3, &ctx, &o, 1e3 * (double)calls, "us/call", "empty call x%zu", calls);
     printf("\n");
 
     bench_wake(pool, &o);

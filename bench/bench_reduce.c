@@ -110,38 +110,14 @@ static int check(void *p)
 int main(int argc, char **argv)
 {
     bench_opts o;
-    size_t sizes[16] = {1000000, 10000000, 100000000};
-    int nsizes = 3;
-    const char *list = NULL;
-    int c;
-
-    bench_defaults(&o, 5);
-    while ((c = getopt(argc, argv, BENCH_COMMON_FLAGS "n:")) != -1) {
-        if (bench_common_opt(&o, c, optarg))
-            continue;
-        if (c == 'n') {
-            list = optarg;
-            continue;
-        }
-        fprintf(stderr, "usage: %s [options]\n" BENCH_COMMON_USAGE
-                        "  -n LIST  element counts (default 1e6,1e7,1e8; quick 1e5,1e6)\n",
-                argv[0]);
-        return c == 'h' ? 0 : 2;
-    }
-    if (list)
-        nsizes = bench_parse_sizes(list, sizes, 16);
-    else if (o.quick) {
-        sizes[0] = 100000, sizes[1] = 1000000;
-        nsizes = 2;
-    }
+    size_t sizes[BENCH_MAX_SIZES];
+    int nsizes;
+    int rc = bench_count_args(argc, argv, &o, "element counts", sizes, &nsizes);
+    if (rc >= 0)
+        return rc;
     double per_run = o.quick ? 1e7 : 1e8;
 
-    crew *pool;
-    int rc = crew_open(&pool, &(crew_config){.workers = o.workers});
-    if (rc != 0)
-        bench_fail("crew_open: %s", crew_strerror(rc));
-    omp_set_num_threads((int)o.workers);
-    tbb_setup(o.workers);
+    crew *pool = bench_open_peers(&o);
     bench_header("sum of doubles: crew_reduce vs OpenMP reduction vs TBB parallel_reduce; "
                  "ms per sum", &o);
 
@@ -158,16 +134,8 @@ int main(int argc, char **argv)
         red_ctx ctx = {.pool = pool, .a = a, .n = n, .expect = expect, .result = -1};
         ctx.sweeps = (size_t)(per_run / (double)n);
         ctx.sweeps = ctx.sweeps < 1 ? 1 : ctx.sweeps;
-        bench_peer p[] = {
-            {"crew", run_crew, check, 0},
-            {"omp", run_omp, check, 0},
-            {"tbb", run_tbb, check, 0},
-            {"serial", run_serial, check, 0},
-        };
-        bench_measure(p, 4, &ctx, &o);
-        char name[64];
-        snprintf(name, sizeof name, "reduce n=%zu", n);
-        bench_line(name, p, 4, 1e6 * (double)ctx.sweeps, "ms");
+        bench_peer p[] = BENCH_PEERS4(run_crew, run_omp, run_tbb, run_serial, check);
+        bench_measure_line(p, 4, &ctx, &o, 1e6 * (double)ctx.sweeps, "ms", "reduce n=%zu", n);
         bench_verdict_parallel(p, 4);
         free(a);
     }

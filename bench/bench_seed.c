@@ -446,10 +446,8 @@ int main(int argc, char **argv)
             continue;
         if (c == 's' && (mib = atof(optarg)) > 0)
             continue;
-        fprintf(stderr, "usage: %s [options]\n" BENCH_COMMON_USAGE
-                        "  -s MiB  size of the shared array (default 256; quick 16)\n",
-                argv[0]);
-        return c == 'h' ? 0 : 2;
+        return bench_usage(argv[0], "  -s MiB  size of the shared array (default 256; quick 16)\n",
+                           c);
     }
     if (mib <= 0)
         mib = o.quick ? 16 : 256;
@@ -482,27 +480,14 @@ int main(int argc, char **argv)
     }
     memset(ctx.results, 0xff, sizeof ctx.results);
 
-    crew *pool;
-    int rc = crew_open(&pool, &(crew_config){.workers = o.workers});
-    if (rc != 0)
-        bench_fail("crew_open: %s", crew_strerror(rc));
+    crew *pool = bench_open_peers(&o);
     ctx.pool = pool;
-    omp_set_num_threads((int)o.workers);
-    tbb_setup(o.workers);
     bench_header("seed job: 64 statistics over one shared array; ms per job", &o);
     printf("# array %.0f MiB (%zu doubles); reference serial pass %.0f ms, longest task %.1f ms\n",
            mib, ctx.data.n, total / 1e6, longest / 1e6);
 
-    bench_peer p[] = {
-        {"crew", run_crew, check, 0},
-        {"omp", run_omp, check, 0},
-        {"tbb", run_tbb, check, 0},
-        {"serial", run_serial, check, 0},
-    };
-    bench_measure(p, 4, &ctx, &o);
-    char name[64];
-    snprintf(name, sizeof name, "seed 64 stats %.0fMiB", mib);
-    bench_line(name, p, 4, 1e6, "ms");
+    bench_peer p[] = BENCH_PEERS4(run_crew, run_omp, run_tbb, run_serial, check);
+    bench_measure_line(p, 4, &ctx, &o, 1e6, "ms", "seed 64 stats %.0fMiB", mib);
     bench_verdict_parallel(p, 4);
     crew_close(pool);
     free(x);

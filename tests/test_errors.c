@@ -158,14 +158,7 @@ static void *hammer(void *arg)
 
 static void test_threads(void)
 {
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++)
-        ASSERT_EQ(pthread_create(&t[i], NULL, hammer, NULL), 0);
-    for (int i = 0; i < 4; i++) {
-        void *ret;
-        ASSERT_EQ(pthread_join(t[i], &ret), 0);
-        ASSERT_NULL(ret);
-    }
+    TEST_THREADS_OK(4, hammer, NULL);
 }
 
 int main(void)

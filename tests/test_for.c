@@ -16,17 +16,6 @@
 #include "crew.h"
 #include "test.h"
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 /* ---- coverage checker --------------------------------------------------- */
 
 typedef struct cover {
@@ -108,7 +97,7 @@ static void test_sizes_and_grains(crew *pool)
         size_t n = sizes[s];
         size_t grains[] = {0, 1, 3, 1000, n + 1, SIZE_MAX};
         for (size_t g = 0; g < sizeof grains / sizeof grains[0]; g++) {
-            if (SANITIZED && n == 1000000 && grains[g] == 1)
+            if (TEST_SANITIZED && n == 1000000 && grains[g] == 1)
                 continue; /* a million single-index ranges: too slow under a sanitizer */
             check_cover(pool, 0, n, grains[g], 1);
             check_cover(pool, 12345, 12345 + n, grains[g], 1);
@@ -131,7 +120,7 @@ static void test_near_size_max(crew *pool)
     check_cover(pool, 0, SIZE_MAX, SIZE_MAX / 4 + 1, 0);
     check_cover(pool, 1, SIZE_MAX, SIZE_MAX / 3, 0);
     check_cover(pool, SIZE_MAX / 2, SIZE_MAX, SIZE_MAX / 64, 0);
-    if (!SANITIZED)
+    if (!TEST_SANITIZED)
         check_cover(pool, SIZE_MAX - 10000000, SIZE_MAX, 0, 0);
 }
 
@@ -379,7 +368,7 @@ static void test_outside_threads(void)
         pthread_t t[4];
         caller_load load[4];
         for (int i = 0; i < 4; i++) {
-            load[i] = (caller_load){pool, SANITIZED ? 250 : 1000, i, 0};
+            load[i] = (caller_load){pool, TEST_SANITIZED ? 250 : 1000, i, 0};
             ASSERT_EQ(pthread_create(&t[i], NULL, outside_caller, &load[i]), 0);
         }
         for (int i = 0; i < 4; i++) {

@@ -19,65 +19,18 @@
 #include "crew.h"
 #include "test.h"
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* ---- a watchdog: a deadlock fails the test with its name, quickly ------- */
 
-static pthread_mutex_t dog_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t dog_cond = PTHREAD_COND_INITIALIZER;
-static const char *dog_what;
-static int dog_armed;
+static test_watchdog dog;
 
-static void *watchdog(void *arg)
+static void dog_hung(const char *what)
 {
-    (void)arg;
-    pthread_mutex_lock(&dog_lock);
-    while (dog_armed) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += SANITIZED ? 120 : 30;
-        const char *what = dog_what;
-        while (dog_armed && dog_what == what)
-            if (pthread_cond_timedwait(&dog_cond, &dog_lock, &until) != 0 && dog_what == what) {
-                fprintf(stderr, "test_future: %s did not finish: deadlock?\n", what);
-                _exit(1);
-            }
-    }
-    pthread_mutex_unlock(&dog_lock);
-    return NULL;
+    fprintf(stderr, "test_future: %s did not finish: deadlock?\n", what);
 }
 
 static void step(const char *what)
 {
-    pthread_mutex_lock(&dog_lock);
-    dog_what = what;
-    pthread_cond_signal(&dog_cond);
-    pthread_mutex_unlock(&dog_lock);
+    test_watchdog_step(&dog, what);
 }
 
 /* ---- tasks ----------------------------------------------------------------- */
@@ -92,7 +45,7 @@ static int calc_task(const void *shared, const void *arg, void *result)
     const calc_arg *a = arg;
     uint64_t h = a->x + *(const uint64_t *)shared;
     for (int i = 0; i < 100; i++)
-        h = mix(h);
+        h = test_mix(h);
     *(uint64_t *)result = h;
     return a->fail;
 }
@@ -101,7 +54,7 @@ static uint64_t calc_expected(uint64_t x, uint64_t base)
 {
     uint64_t h = x + base;
     for (int i = 0; i < 100; i++)
-        h = mix(h);
+        h = test_mix(h);
     return h;
 }
 
@@ -510,14 +463,12 @@ static int overlap_task(const void *shared, const void *arg, void *result)
     (void)result;
     overlap *o = (overlap *)shared;
     int now = atomic_fetch_add(&o->running, 1) + 1;
-    double until = now_s() + 0.05;
+    double until = test_now_s() + 0.05;
     do {
-        int most = atomic_load(&o->most);
         now = atomic_load(&o->running);
-        while (now > most && !atomic_compare_exchange_weak(&o->most, &most, now))
-            ;
+        test_raise_max(&o->most, now);
         sched_yield();
-    } while (now <= o->limit && now_s() < until);
+    } while (now <= o->limit && test_now_s() < until);
     atomic_fetch_sub(&o->running, 1);
     return 0;
 }
@@ -560,9 +511,7 @@ static void test_n_at_a_time(void)
 
 int main(void)
 {
-    pthread_t dog;
-    dog_armed = 1;
-    ASSERT_EQ(pthread_create(&dog, NULL, watchdog, NULL), 0);
+    test_watchdog_start(&dog, TEST_SANITIZED ? 120 : 30, "start", dog_hung);
 
     step("workers = 1");
     test_one_worker();
@@ -608,11 +557,7 @@ int main(void)
         crew_close(pool);
     }
 
-    pthread_mutex_lock(&dog_lock);
-    dog_armed = 0;
-    pthread_cond_signal(&dog_cond);
-    pthread_mutex_unlock(&dog_lock);
-    ASSERT_EQ(pthread_join(dog, NULL), 0);
+    test_watchdog_stop(&dog);
     if (soft_failures)
         return 1;
     printf("test_future: ok\n");

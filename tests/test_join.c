@@ -14,17 +14,6 @@
 #include "crew.h"
 #include "test.h"
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 /* ---- fib ---------------------------------------------------------------- */
 
 typedef struct fib_arg {
@@ -65,7 +54,7 @@ static uint64_t fib_with(crew *pool, unsigned n)
 
 static void test_fib(crew *pool)
 {
-    unsigned top = SANITIZED ? 20 : 25;
+    unsigned top = TEST_SANITIZED ? 20 : 25;
     for (unsigned n = 0; n <= top; n += (n < 12 ? 1 : 4))
         ASSERT_UEQ(fib_with(pool, n), fib_serial(n));
     ASSERT_UEQ(fib_with(pool, top), fib_serial(top));
@@ -130,7 +119,7 @@ static uint64_t sum_balanced, sum_lopsided;
 
 static void trees_build(void)
 {
-    size_t n = SANITIZED ? 30000 : 200000, used = 0;
+    size_t n = TEST_SANITIZED ? 30000 : 200000, used = 0;
     tree_nodes = calloc(2 * n, sizeof *tree_nodes);
     ASSERT_NOT_NULL(tree_nodes);
     tree_balanced = tree_build(tree_nodes, &used, n, 0);
@@ -355,7 +344,7 @@ static void test_in_run(crew *pool)
 static void *outside_fib(void *arg)
 {
     crew *pool = arg;
-    for (int i = 0; i < (SANITIZED ? 10 : 40); i++)
+    for (int i = 0; i < (TEST_SANITIZED ? 10 : 40); i++)
         if (fib_with(pool, 16 + (unsigned)(i % 4)) != fib_serial(16 + (unsigned)(i % 4)))
             return (void *)1;
     return NULL;
@@ -363,14 +352,7 @@ static void *outside_fib(void *arg)
 
 static void test_outside_threads(crew *pool)
 {
-    pthread_t t[3];
-    for (int i = 0; i < 3; i++)
-        ASSERT_EQ(pthread_create(&t[i], NULL, outside_fib, pool), 0);
-    for (int i = 0; i < 3; i++) {
-        void *ret;
-        ASSERT_EQ(pthread_join(t[i], &ret), 0);
-        ASSERT_NULL(ret);
-    }
+    TEST_THREADS_OK(3, outside_fib, pool);
 }
 
 int main(void)

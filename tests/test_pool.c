@@ -20,17 +20,6 @@
 #include "crew.h"
 #include "test.h"
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 /* ---- what workers = 0 should mean ------------------------------------- */
 
 static unsigned affinity_cpus(void)
@@ -324,7 +313,7 @@ static void test_stack_size(void)
 
 static void test_cycles(void)
 {
-    int cycles = SANITIZED ? 60 : 300;
+    int cycles = TEST_SANITIZED ? 60 : 300;
     for (int i = 0; i < cycles; i++) {
         crew *pool;
         unsigned w = (unsigned)(i % 8) + 1;

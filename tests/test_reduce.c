@@ -15,17 +15,6 @@
 #include "crew.h"
 #include "test.h"
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 /* Shared by every reducer: what the callbacks saw that they should not. */
 typedef struct watch {
     size_t begin, end, grain;
@@ -72,15 +61,6 @@ static void watch_ok(watch *w, const char *what)
                    atomic_load(&w->uninit));
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
 /* ---- integer sum (8 bytes) ----------------------------------------------- */
 
 static void sum_init(void *ctx, void *acc)
@@ -95,7 +75,7 @@ static void sum_body(void *ctx, size_t lo, size_t hi, void *acc)
     check_range(ctx, lo, hi);
     uint64_t s = 0;
     for (size_t i = lo; i < hi; i++)
-        s += mix(i);
+        s += test_mix(i);
     *(uint64_t *)acc += s;
 }
 
@@ -123,7 +103,7 @@ static mat mat_mul(mat a, mat b)
 
 static mat mat_of(size_t i)
 {
-    uint64_t h = mix(i + 1);
+    uint64_t h = test_mix(i + 1);
     return (mat){{h % P, (h >> 20) % P, (h >> 30) % 1000, (h >> 40) % P}};
 }
 
@@ -238,7 +218,7 @@ static void hist_body(void *ctx, size_t lo, size_t hi, void *acc)
     check_range(ctx, lo, hi);
     hist *h = acc;
     for (size_t i = lo; i < hi; i++)
-        h->bin[mix(i) % BINS] += i % 1000;
+        h->bin[test_mix(i) % BINS] += i % 1000;
 }
 
 static void hist_combine(void *ctx, void *acc, const void *other)
@@ -285,7 +265,7 @@ static void check_all(crew *pool, size_t begin, size_t end, size_t grain)
 
     uint64_t want_sum = 0;
     for (size_t i = begin; i < end; i++)
-        want_sum += mix(i);
+        want_sum += test_mix(i);
     uint64_t got_sum;
     memcpy(&got_sum, reduce_checked(pool, begin, end, grain, &sum_reducer, &w, &buf, "sum"),
            sizeof got_sum);
@@ -314,7 +294,7 @@ static void check_all(crew *pool, size_t begin, size_t end, size_t grain)
 
     hist want_hist = {{0}}, got_hist;
     for (size_t i = begin; i < end; i++)
-        want_hist.bin[mix(i) % BINS] += i % 1000;
+        want_hist.bin[test_mix(i) % BINS] += i % 1000;
     memcpy(&got_hist, reduce_checked(pool, begin, end, grain, &hist_reducer, &w, &buf, "histogram"),
            sizeof got_hist);
     for (int b = 0; b < BINS; b++)
@@ -326,7 +306,7 @@ static void test_sizes(crew *pool)
     static const size_t sizes[] = {0, 1, 2, 7, 1000, 100000, 1000000};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         size_t n = sizes[s];
-        if (SANITIZED && n > 100000)
+        if (TEST_SANITIZED && n > 100000)
             continue;
         size_t grains[] = {0, 1, 3, 1000, n + 1};
         for (size_t g = 0; g < sizeof grains / sizeof grains[0]; g++) {

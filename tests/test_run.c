@@ -18,37 +18,10 @@
 #include "crew.h"
 #include "test.h"
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 #define SENTINEL 12345
 #define DATA 4096
 
 static uint64_t shared_data[DATA];
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    return x ^ (x >> 33);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* ---- a batch of tasks with known answers --------------------------------- */
 
@@ -84,7 +57,7 @@ static uint64_t expected(const task_arg *a)
 {
     uint64_t h = a->index;
     for (unsigned k = 0; k < a->cost; k++)
-        h = mix(h ^ shared_data[(a->index + k) % DATA]);
+        h = test_mix(h ^ shared_data[(a->index + k) % DATA]);
     return h;
 }
 
@@ -197,7 +170,7 @@ static void check_callbacks(batch *b, const char *what)
 
 static unsigned cost_varied(size_t i)
 {
-    uint64_t h = mix(i * 31 + 7);
+    uint64_t h = test_mix(i * 31 + 7);
     return h % 97 == 0 ? 5000 : (unsigned)(h % 200);
 }
 
@@ -369,11 +342,11 @@ static unsigned cost_slow(size_t i)
 
 static void test_progress(crew *pool)
 {
-    batch *b = batch_new(SANITIZED ? 1000 : 20000, cost_slow, fail_some);
+    batch *b = batch_new(TEST_SANITIZED ? 1000 : 20000, cost_slow, fail_some);
     crew_run_opts o = opts_for(b, 0);
-    double t0 = now_s();
+    double t0 = test_now_s();
     ASSERT_EQ(crew_run(pool, shared_data, b->tasks, b->n, &o), CREW_EFAILED);
-    double elapsed = now_s() - t0;
+    double elapsed = test_now_s() - t0;
     check_callbacks(b, "progress");
     size_t failed = 0;
     for (size_t i = 0; i < b->n; i++)
@@ -394,7 +367,7 @@ typedef struct nest_arg {
 static int inner_task(const void *shared, const void *arg, void *result)
 {
     (void)shared;
-    *(uint64_t *)result = mix(*(const size_t *)arg);
+    *(uint64_t *)result = test_mix(*(const size_t *)arg);
     return 0;
 }
 
@@ -434,7 +407,7 @@ static void test_nested(crew *pool)
     for (size_t i = 0; i < 50; i++) {
         uint64_t want = 0;
         for (size_t k = 0; k < 20; k++)
-            want += mix(i * 100 + k);
+            want += test_mix(i * 100 + k);
         ASSERT_EQ(t[i].status, 0);
         ASSERT_UEQ(res[i], want);
     }
@@ -443,7 +416,7 @@ static void test_nested(crew *pool)
 static void *outside_runs(void *arg)
 {
     crew *pool = arg;
-    for (int r = 0; r < (SANITIZED ? 30 : 100); r++) {
+    for (int r = 0; r < (TEST_SANITIZED ? 30 : 100); r++) {
         batch *b = batch_new((size_t)(r % 60), cost_small, fail_some);
         crew_run_opts o = opts_for(b, 0);
         int rc = crew_run(pool, shared_data, b->tasks, b->n, &o);
@@ -460,14 +433,7 @@ static void *outside_runs(void *arg)
 
 static void test_outside_threads(crew *pool)
 {
-    pthread_t t[3];
-    for (int i = 0; i < 3; i++)
-        ASSERT_EQ(pthread_create(&t[i], NULL, outside_runs, pool), 0);
-    for (int i = 0; i < 3; i++) {
-        void *ret;
-        ASSERT_EQ(pthread_join(t[i], &ret), 0);
-        ASSERT_NULL(ret);
-    }
+    TEST_THREADS_OK(3, outside_runs, pool);
 }
 
 /* workers = 1: every task on the caller. */
@@ -503,17 +469,11 @@ static int overlap_task(const void *shared, const void *arg, void *result)
     (void)arg;
     (void)result;
     overlap *o = (overlap *)shared;
-    int now = atomic_fetch_add(&o->running, 1) + 1;
-    int most = atomic_load(&o->most);
-    while (now > most && !atomic_compare_exchange_weak(&o->most, &most, now))
-        ;
-    double until = now_s() + 0.05;
-    while (atomic_load(&o->running) <= (int)o->limit && now_s() < until)
+    test_raise_max(&o->most, atomic_fetch_add(&o->running, 1) + 1);
+    double until = test_now_s() + 0.05;
+    while (atomic_load(&o->running) <= (int)o->limit && test_now_s() < until)
         sched_yield();
-    most = atomic_load(&o->most);
-    now = atomic_load(&o->running);
-    while (now > most && !atomic_compare_exchange_weak(&o->most, &most, now))
-        ;
+    test_raise_max(&o->most, atomic_load(&o->running));
     atomic_fetch_sub(&o->running, 1);
     return 0;
 }
@@ -550,7 +510,7 @@ static void test_n_at_a_time(void)
 int main(void)
 {
     for (size_t i = 0; i < DATA; i++)
-        shared_data[i] = mix(i ^ 0xabcdef);
+        shared_data[i] = test_mix(i ^ 0xabcdef);
     test_stop_on_error_serial();
     test_one_worker_on_caller();
     test_n_at_a_time();

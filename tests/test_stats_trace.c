@@ -29,13 +29,6 @@ static int soft_failures;
         soft_failures++;                                                     \
     } while (0)
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* ---- workloads ------------------------------------------------------------ */
 
 static int small_task(const void *shared, const void *arg, void *result)
@@ -93,9 +86,9 @@ static void meet(void *arg)
 {
     rendezvous *r = arg;
     atomic_fetch_add(&r->started, 1);
-    double until = now_s() + 10;
+    double until = test_now_s() + 10;
     while (atomic_load(&r->started) < 2)
-        if (now_s() > until) {
+        if (test_now_s() > until) {
             atomic_store(&r->timed_out, 1);
             return;
         }
@@ -192,8 +185,8 @@ static void test_steals_and_sleeps(unsigned workers)
     ASSERT_OK(crew_for(pool, 0, 1000000, 0, nop_range, &covered));
     ASSERT_EQ(atomic_load(&covered), 1000000);
     /* Now idle: the workers go to sleep, and count it. */
-    double until = now_s() + 10;
-    while (sum_stats(pool).sleeps == 0 && now_s() < until)
+    double until = test_now_s() + 10;
+    while (sum_stats(pool).sleeps == 0 && test_now_s() < until)
         sched_yield();
     if (sum_stats(pool).sleeps == 0)
         TEST_FAIL_("workers = %u: no worker counted a sleep in 10 s of idleness", workers);

@@ -22,17 +22,6 @@
 #include "crew.h"
 #include "test.h"
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
 #define MAX_DEPTH 5
 
 static uint64_t mix(uint64_t x)
@@ -333,38 +322,16 @@ static uint64_t base_seed;
 static atomic_int errors;
 
 /* A hang fails the test with its phase and seed instead of a bare timeout. */
-static pthread_mutex_t dog_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t dog_cond = PTHREAD_COND_INITIALIZER;
-static const char *dog_phase = "start";
-static int dog_done;
+static test_watchdog dog;
 
-static void *watchdog(void *arg)
+static void dog_hung(const char *phase)
 {
-    (void)arg;
-    pthread_mutex_lock(&dog_lock);
-    while (!dog_done) {
-        const char *phase = dog_phase;
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += SANITIZED ? 200 : 60;
-        while (!dog_done && dog_phase == phase)
-            if (pthread_cond_timedwait(&dog_cond, &dog_lock, &until) != 0 && dog_phase == phase &&
-                !dog_done) {
-                fprintf(stderr, "stress_sched: phase \"%s\" hangs (seed %" PRIu64 ")\n", phase,
-                        base_seed);
-                _exit(1);
-            }
-    }
-    pthread_mutex_unlock(&dog_lock);
-    return NULL;
+    fprintf(stderr, "stress_sched: phase \"%s\" hangs (seed %" PRIu64 ")\n", phase, base_seed);
 }
 
 static void phase(const char *name)
 {
-    pthread_mutex_lock(&dog_lock);
-    dog_phase = name;
-    pthread_cond_signal(&dog_cond);
-    pthread_mutex_unlock(&dog_lock);
+    test_watchdog_step(&dog, name);
 }
 
 static void check_program(crew *pool, uint64_t k, const char *phase)
@@ -428,9 +395,8 @@ int main(void)
            base_seed, base_seed);
     fflush(stdout);
 
-    pthread_t dog;
-    ASSERT_EQ(pthread_create(&dog, NULL, watchdog, NULL), 0);
-    const uint64_t per_pool = SANITIZED ? 200 : 1500;
+    test_watchdog_start(&dog, TEST_SANITIZED ? 200 : 60, "start", dog_hung);
+    const uint64_t per_pool = TEST_SANITIZED ? 200 : 1500;
     static const char *const phases[] = {"1 worker", "2 workers", "3 workers", "8 workers"};
     static const unsigned sizes[] = {1, 2, 3, 8};
     uint64_t k = 0;
@@ -465,11 +431,7 @@ int main(void)
         printf("stress_sched: %" PRIu64 " programs from two threads with %d resizes ok\n",
                per_pool, r.resizes);
     }
-    pthread_mutex_lock(&dog_lock);
-    dog_done = 1;
-    pthread_cond_signal(&dog_cond);
-    pthread_mutex_unlock(&dog_lock);
-    ASSERT_EQ(pthread_join(dog, NULL), 0);
+    test_watchdog_stop(&dog);
     if (atomic_load(&errors)) {
         fprintf(stderr, "stress_sched: %d errors; seed %" PRIu64 "\n", atomic_load(&errors),
                 base_seed);
