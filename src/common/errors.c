@@ -5,6 +5,7 @@
  * is described by the C library (strerrordesc_np is thread-safe and does not
  * depend on the locale, unlike strerror).
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "crew.h"
@@ -37,38 +38,31 @@ static const struct {
     {CREW_ECANCELED, "CREW_ECANCELED", "the task was cancelled before it ran"},
 };
 
-static int crew_error_index(int err)
+/*
+ * Look err up: crew's table first, then the C library for -errno values
+ * (sys_text gives the description or the name), then the fallback.
+ */
+static const char *describe(int err, bool name, const char *(*sys_text)(int), const char *none)
 {
     for (size_t i = 0; i < sizeof crew_errors / sizeof crew_errors[0]; i++)
         if (crew_errors[i].code == err)
-            return (int)i;
-    return -1;
+            return name ? crew_errors[i].name : crew_errors[i].text;
+    if (err < 0 && err > CREW__EBASE) {
+        const char *s = sys_text(-err);
+        if (s)
+            return s;
+    }
+    return none;
 }
 
 const char *crew_strerror(int err)
 {
-    int i = crew_error_index(err);
-    if (i >= 0)
-        return crew_errors[i].text;
-    if (err < 0 && err > CREW__EBASE) {
-        const char *s = strerrordesc_np(-err);
-        if (s)
-            return s;
-    }
-    return "unknown error";
+    return describe(err, false, strerrordesc_np, "unknown error");
 }
 
 const char *crew_err_name(int err)
 {
-    int i = crew_error_index(err);
-    if (i >= 0)
-        return crew_errors[i].name;
-    if (err < 0 && err > CREW__EBASE) {
-        const char *s = strerrorname_np(-err);
-        if (s)
-            return s;
-    }
-    return "unknown";
+    return describe(err, true, strerrorname_np, "unknown");
 }
 
 #define CREW_STR_(x) #x
