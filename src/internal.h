@@ -114,7 +114,9 @@ void crew__trace_add(crew__trace_buf *t, const char *name, uint64_t start_ns, ui
 int crew__trace_write(const crew *pool, const char *path);
 void crew__trace_free(crew__trace_buf *t);
 
-/* ---- pool.c: workers, sleeping, stealing -------------------------------- */
+/* ---- pool.c and work.c: workers, finding work, sleeping, waiting -------- */
+
+#define CREW_SPIN_ROUNDS 64 /* failed searches before sleeping (~ a few us) */
 
 struct crew__worker {
     crew__deque dq;
@@ -165,20 +167,26 @@ struct crew {
 extern _Thread_local crew__worker *crew__tls_worker;
 
 /* Push a job on w's deque and wake a sleeper.  false: the deque is full. */
+/* work.c: find work this worker may take (NULL: none). */
+crew__job *crew__work_find(crew__worker *w);
+/* work.c: sleep with a SLEEP_ flag unless something is ready (see there). */
+crew__job *crew__work_sleep(crew__worker *w, uint32_t flag, _Atomic uint32_t *word,
+                            uint32_t want);
+void crew__work_wake_all(crew *pool);
 /* Add to a statistics counter (relaxed). */
 void crew__count(_Atomic uint64_t *c, uint64_t n);
-bool crew__pool_push(crew__worker *w, crew__job *job);
-crew__job *crew__pool_pop(crew__worker *w);
-void crew__pool_inject(crew *pool, crew__job *job);
-void crew__pool_run_job(crew__worker *w, crew__job *job);
+bool crew__work_push(crew__worker *w, crew__job *job);
+crew__job *crew__work_pop(crew__worker *w);
+void crew__work_inject(crew *pool, crew__job *job);
+void crew__work_run_job(crew__worker *w, crew__job *job);
 /* Run one job found anywhere (within the nesting cap); false: none. */
-bool crew__pool_help(crew__worker *w);
+bool crew__work_help(crew__worker *w);
 /* Wait until the latch reaches zero, running other work meanwhile. */
-void crew__pool_wait(crew__worker *w, crew__latch *l);
+void crew__work_wait(crew__worker *w, crew__latch *l);
 /* The same for any word that another thread sets to `want` with a seq_cst
- * store and then wakes us with crew__pool_wake_waiter. */
-void crew__pool_wait_word(crew__worker *w, _Atomic uint32_t *word, uint32_t want);
-void crew__pool_wake_waiter(crew__worker *w);
+ * store and then wakes us with crew__work_wake_waiter. */
+void crew__work_wait_word(crew__worker *w, _Atomic uint32_t *word, uint32_t want);
+void crew__work_wake_waiter(crew__worker *w);
 void crew__latch_init(crew__latch *l, uint32_t count, crew__worker *waiter);
 void crew__latch_add(crew__latch *l, uint32_t n);
 void crew__latch_done(crew__latch *l);

@@ -39,7 +39,7 @@ bool crew__deque_push(crew__deque *d, crew__job *job)
         return false;
     atomic_store_explicit(&d->slots[b & MASK], job, memory_order_relaxed);
     /* seq_cst: publishes the job (release) and orders this store before the
-     * caller's check for sleeping workers (pool.c), the other half of which
+     * caller's check for sleeping workers (work.c), the other half of which
      * is a sleeper's seq_cst announcement followed by a steal attempt. */
     atomic_store_explicit(&d->bottom, b + 1, memory_order_seq_cst);
     return true;

@@ -111,7 +111,7 @@ static bool split_run(crew__worker *w, for_state *st, size_t lo, size_t mid, siz
 {
     for_job j = {.job = {.run = for_job_run, .name = "range"}, .st = st, .lo = mid, .hi = hi};
     crew__latch_init(&j.done, 1, w);
-    if (!crew__pool_push(w, &j.job)) {
+    if (!crew__work_push(w, &j.job)) {
         /* Only when full, and we split only when our deque is empty; kept
          * for safety, in grain-sized batches as promised. */
         size_t step = st->grain ? st->grain : hi - lo;
@@ -120,12 +120,12 @@ static bool split_run(crew__worker *w, for_state *st, size_t lo, size_t mid, siz
         return true;
     }
     for_range(w, st, lo, mid, acc);
-    crew__job *back = crew__pool_pop(w);
+    crew__job *back = crew__work_pop(w);
     if (back) {
         assert(back == &j.job);
         return false;
     }
-    crew__pool_wait(w, &j.done);
+    crew__work_wait(w, &j.done);
     if (st->r && j.acc) {
         st->r->combine(st->ctx, acc, j.acc);
         if (j.acc != j.acc_inline)

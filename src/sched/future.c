@@ -57,7 +57,7 @@ static void future_execute(crew_future *f)
     atomic_store_explicit(&f->state, DONE, memory_order_seq_cst);
     crew__worker *w = atomic_load_explicit(&f->waiter, memory_order_seq_cst);
     if (w)
-        crew__pool_wake_waiter(w);
+        crew__work_wake_waiter(w);
     crew__futex_wake(&f->state, INT_MAX); /* outside waiters */
 }
 
@@ -94,7 +94,7 @@ int crew_submit(crew *pool, const void *shared, crew_task *task, crew_future **o
         crew__count(&pool->slots[0]->jobs, 1);
         future_run(&f->job, NULL);
     } else {
-        crew__pool_inject(pool, &f->job);
+        crew__work_inject(pool, &f->job);
     }
     return 0;
 }
@@ -118,7 +118,7 @@ int crew_future_wait(crew_future *f)
         atomic_compare_exchange_strong_explicit(&f->waiter, &none, w, memory_order_seq_cst,
                                                 memory_order_seq_cst)) {
         /* Keep the pool going: run other work, sleep wakeable for work. */
-        crew__pool_wait_word(w, &f->state, DONE);
+        crew__work_wait_word(w, &f->state, DONE);
         atomic_store_explicit(&f->waiter, NULL, memory_order_relaxed);
     } else {
         for (;;) {

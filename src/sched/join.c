@@ -7,7 +7,7 @@
  * a latch while running other work.  C cannot capture a continuation, so
  * this is child stealing ("help-first" for the pushed half) rather than
  * Cilk's continuation stealing; the price is that a waiting worker must
- * find other work, which crew__pool_wait does with a bounded nesting depth.
+ * find other work, which crew__work_wait does with a bounded nesting depth.
  */
 #include <assert.h>
 
@@ -32,14 +32,14 @@ static void join_on(crew__worker *w, crew_fn *fa, void *a, crew_fn *fb, void *b)
 {
     join_job j = {.job = {.run = join_job_run, .name = "join"}, .fn = fb, .arg = b};
     crew__latch_init(&j.done, 1, w);
-    if (!crew__pool_push(w, &j.job)) {
+    if (!crew__work_push(w, &j.job)) {
         /* Deque full (very deep nesting): run both here. */
         fa(a);
         fb(b);
         return;
     }
     fa(a);
-    crew__job *back = crew__pool_pop(w);
+    crew__job *back = crew__work_pop(w);
     if (back) {
         /* Every frame leaves the deque as it found it, so the only job that
          * can be on top now is ours. */
@@ -47,7 +47,7 @@ static void join_on(crew__worker *w, crew_fn *fa, void *a, crew_fn *fb, void *b)
         fb(b);
         return;
     }
-    crew__pool_wait(w, &j.done);
+    crew__work_wait(w, &j.done);
 }
 
 typedef struct join_args {

@@ -82,7 +82,7 @@ static void participate(crew__worker *w, run_state *st)
     if (crew__pool_active(w->pool) > 1 &&
         atomic_load_explicit(&st->next, memory_order_relaxed) + 1 < st->n) {
         crew__latch_add(&st->copies, 1);
-        pushed = crew__pool_push(w, &st->job);
+        pushed = crew__work_push(w, &st->job);
         if (!pushed)
             crew__latch_done(&st->copies);
     }
@@ -94,7 +94,7 @@ static void participate(crew__worker *w, run_state *st)
             break;
         run_one(w, st, i);
     }
-    if (pushed && crew__pool_pop(w))
+    if (pushed && crew__work_pop(w))
         crew__latch_done(&st->copies); /* our copy was still here */
 }
 
@@ -110,7 +110,7 @@ static void run_entry(crew__worker *w, void *arg)
     run_state *st = arg;
     crew__latch_init(&st->copies, 0, w);
     participate(w, st);
-    crew__pool_wait(w, &st->copies);
+    crew__work_wait(w, &st->copies);
 }
 
 int crew_run(crew *pool, const void *shared, crew_task *tasks, size_t n, const crew_run_opts *opts)
