@@ -7,7 +7,7 @@ JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
 CTEST  ?= ctest --output-on-failure -j $(JOBS)
 
-.PHONY: all deps build test test-release test-gcc test-asan test-tsan fuzz demo bench install clean
+.PHONY: all deps build test test-release test-asan test-tsan install-check fuzz demo bench install clean
 
 all: build
 
@@ -46,7 +46,7 @@ install-check: build
 	$(CMAKE) --install build --prefix $(CURDIR)/build/stage >/dev/null
 	scripts/install_check.sh $(CURDIR)/build/stage
 
-# Run the fuzz targets for a minute each (clang + libFuzzer).
+# Run the fuzz targets for a minute in total (clang + libFuzzer).
 fuzz: deps
 	$(CMAKE) -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
 	    -DCREW_SANITIZE=address -DCREW_BUILD_FUZZ=ON -DCREW_BUILD_TESTS=OFF >/dev/null

@@ -142,9 +142,9 @@ static void bench_save(const char *dir, size_t bytes)
     }
     crew_arena_close(a);
     double mb = bytes / 1048576.0;
-    printf("save %.0f MiB: crew %.0f MB/s | cp %.0f MB/s | ratio %.2f (target >= 0.80)\n", mb,
+    printf("save %.0f MiB: crew %.0f MiB/s | cp %.0f MiB/s | ratio %.2f (target >= 0.80)\n", mb,
            mb / ours, mb / cp, cp / ours);
-    printf("save %.0f MiB: crew %.0f MB/s | cp+sync %.0f MB/s | ratio %.2f\n", mb, mb / ours,
+    printf("save %.0f MiB: crew %.0f MiB/s | cp+sync %.0f MiB/s | ratio %.2f\n", mb, mb / ours,
            mb / cp_sync, cp_sync / ours);
     unlink(file);
     unlink(copy);
@@ -270,9 +270,12 @@ static void bench_pss(size_t bytes)
 
 int main(void)
 {
-    size_t arena = env_size("CREW_BENCH_ARENA_MB", 1024) << 20;
-    size_t snap = env_size("CREW_BENCH_SNAP_MB", 4096) << 20;
-    size_t allocs = env_size("CREW_BENCH_ALLOCS", 10000000);
+    /* BENCH_QUICK=1 (as for the other benchmarks): a smoke run in seconds. */
+    const char *quick_env = getenv("BENCH_QUICK");
+    int quick = quick_env && *quick_env && strcmp(quick_env, "0") != 0;
+    size_t arena = env_size("CREW_BENCH_ARENA_MB", quick ? 64 : 1024) << 20;
+    size_t snap = env_size("CREW_BENCH_SNAP_MB", quick ? 256 : 4096) << 20;
+    size_t allocs = env_size("CREW_BENCH_ALLOCS", quick ? 1000000 : 10000000);
     const char *dir = getenv("CREW_BENCH_DIR");
     if (!dir || !*dir)
         dir = getenv("TMPDIR");

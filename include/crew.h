@@ -13,7 +13,8 @@
  *
  * Conventions that hold for every function:
  *   - Functions that can fail return 0 or a negative CREW_E... code; on
- *     failure their out-parameters are left untouched.  The library never
+ *     failure their out-parameters are left untouched.  Functions that
+ *     return a crew_ref or a pointer return 0 / NULL on failure instead.  The library never
  *     prints, never calls abort() or exit() on user error.
  *   - Every *_close(NULL) is a harmless no-op.
  *   - Config structs are "zero means default": {.workers = 5} reads as a
@@ -54,10 +55,10 @@ extern "C" {
 enum {
     CREW_OK        = 0,
     CREW_EINVAL    = -EINVAL,    /* a bad argument: NULL, begin > end, ... */
-    CREW_ENOMEM    = -ENOMEM,    /* out of memory (or a task's memory limit) */
-    CREW_EAGAIN    = -EAGAIN,    /* could not start a thread or process */
+    CREW_ENOMEM    = -ENOMEM,    /* out of memory */
+    CREW_EAGAIN    = -EAGAIN,    /* could not start a thread */
     CREW_ENOENT    = -ENOENT,    /* no such file */
-    CREW_ETIMEDOUT = -ETIMEDOUT, /* a task exceeded its time limit */
+    CREW_ETIMEDOUT = -ETIMEDOUT, /* timed out (reserved: not returned yet) */
     CREW_ECANCELED = -ECANCELED, /* a task was not run because the run stopped */
     CREW_EBUSY     = -EBUSY,     /* the object is in use */
 
@@ -73,7 +74,7 @@ enum {
     CREW_EBADSIZE  = -10009,     /* snapshot: header sizes or offsets are inconsistent */
     CREW_EBADROOT  = -10010,     /* snapshot: root lies outside the data */
     CREW_ECHECKSUM = -10011,     /* snapshot: data does not match its checksum */
-    CREW_ENOTSUP   = -10012,     /* not supported by this build or kernel */
+    CREW_ENOTSUP   = -10012,     /* not supported (reserved: not returned yet) */
     CREW_ENOTFROZEN = -10013,    /* arena: not frozen (sealed) yet */
     CREW_ENOTFILE  = -10014,     /* snapshot: not a regular file (device, FIFO, socket) */
 };
@@ -112,10 +113,14 @@ typedef struct crew_config {
     unsigned workers;
     /*
      * When set (or when the environment variable CREW_TRACE names a file),
-     * every crew_run task, future, top-level call, and range or join half
-     * that moved to another worker is recorded and written as a Chrome trace
-     * (Perfetto / chrome://tracing JSON) to this path by crew_close.
-     * The string is copied.
+     * crew records every crew_run task, every future run by a worker of the
+     * pool, every crew_for / crew_reduce / crew_run call, every crew_join
+     * called from outside the pool, and every job a worker runs (a range
+     * or join half taken from another worker, a crew_run helper, a call
+     * handed over by an outside thread), and crew_close writes them as a
+     * Chrome trace (Perfetto / chrome://tracing JSON) to this path.  The
+     * string is copied.  A file that cannot be written is silently
+     * skipped (crew_close cannot report errors).
      */
     const char *trace_path;
     /*
@@ -188,8 +193,9 @@ typedef void crew_range_fn(void *ctx, size_t lo, size_t hi);
  * crew_for -- call body(ctx, lo, hi) over disjoint ranges that together
  * cover [begin, end) exactly once, in parallel, and return when all are done.
  * grain 0 splits adaptively (lazy binary splitting: a range is cut in two
- * only when no other work is waiting to be stolen, and the batch a worker
- * runs between checks grows until it lasts about 20 microseconds), so one
+ * only when this worker's own deque is empty, so thieves always find
+ * something, and the batch a worker runs between checks grows until it
+ * lasts 10 to 20 microseconds), so one
  * call is efficient for 10 iterations of 1 ms and for 10^8 of 1 ns.  A
  * grain > 0 makes every range exactly that long (the last one shorter).
  * begin == end returns 0 at once.
@@ -223,7 +229,8 @@ typedef struct crew_reducer {
  * sums may still differ in the last bits between runs, because split
  * points vary).  Accumulators are aligned to 64 bytes.
  * Returns 0, CREW_EINVAL (NULL pool, r, out or callbacks; size 0; begin >
- * end), CREW_ENOMEM (no memory for an accumulator: *out is unspecified).
+ * end, size > SIZE_MAX - 64), CREW_ENOMEM (no memory for an accumulator:
+ * *out is left untouched).
  * Thread-safe: yes; may be nested inside any task of the same pool.
  */
 CREW_API int crew_reduce(crew *pool, size_t begin, size_t end, size_t grain,
@@ -243,8 +250,8 @@ typedef int crew_task_fn(const void *shared, const void *arg, void *result);
 
 typedef struct crew_task {
     crew_task_fn *fn;
-    const void *arg;   size_t arg_size;
-    void *result;      size_t result_size;
+    const void *arg;   size_t arg_size;     /* sizes: not used by thread pools */
+    void *result;      size_t result_size;  /* (set them, or leave them 0) */
     int status;        /* out: 0, fn's positive error, or a negative CREW_E... */
 } crew_task;
 
@@ -286,8 +293,10 @@ typedef struct crew_future crew_future;
  * *task (and its argument and result) must stay valid until the task has
  * finished: until crew_future_wait returns, or, for a future freed without
  * waiting, until crew_close returns.  Its status is written when it ends.
- * Futures count against N like everything else: at most N tasks of the
- * pool run at once.  With N == 1 the task runs inside crew_submit.
+ * Futures count against N like everything else: the pool's threads run at
+ * most N at once, except that a thread waiting for a future nobody has
+ * started runs it itself, in addition.  With N == 1 the task runs inside
+ * crew_submit.
  * Returns 0 and sets *future, CREW_EINVAL (NULL pool, task, fn or future),
  * CREW_ENOMEM.  Ownership: the caller frees *future with crew_future_free.
  * Thread-safe: yes; may be called from inside a task.
@@ -299,9 +308,10 @@ CREW_API int crew_submit(crew *pool, const void *shared, crew_task *task,
  * crew_future_wait -- block until the task finished; return its status
  * (0, its positive error, or CREW_E...).  If no worker has started the
  * task yet, the waiting thread runs it itself (so chains of futures that
- * wait for each other cannot starve).  A worker of the pool that waits
- * runs other work meanwhile.  May be called more than once, and from
- * several threads.  Returns CREW_EINVAL for NULL.
+ * wait for each other cannot starve).  The first worker of the pool that
+ * waits for a running future runs other work meanwhile; other waiters
+ * sleep.  May be called more than once, and from several threads.
+ * Returns CREW_EINVAL for NULL.
  */
 CREW_API int crew_future_wait(crew_future *future);
 
@@ -321,14 +331,17 @@ CREW_API void crew_future_free(crew_future *future);
 /* ------------------------------------------------------------------------ */
 
 typedef struct crew_worker_stats {
-    uint64_t jobs;       /* crew_run tasks and futures run, and ranges or join
-                            halves taken from another worker (work a frame
-                            keeps and runs itself is not a separate job) */
+    uint64_t jobs;       /* crew_run tasks and futures run, and jobs taken
+                            from a deque or the queue: ranges and join halves
+                            of another worker, crew_run helpers, calls handed
+                            over by outside threads (work a frame keeps and
+                            runs itself is not a separate job) */
     uint64_t steals;     /* successful steals from other workers */
     uint64_t sleeps;     /* times the worker went to sleep for lack of work */
     uint64_t busy_ns;    /* time awake (running or looking for work, not asleep);
-                            for worker 0: time inside calls.  Up to date when
-                            the worker last slept, or at crew_close */
+                            for worker 0: time inside calls.  A thread's
+                            figure is brought up to date each time it sleeps;
+                            worker 0's at the end of each call */
 } crew_worker_stats;
 
 /*
@@ -447,7 +460,7 @@ CREW_API void *crew_arena_ptr(const crew_arena *a, crew_ref ref);
 
 /*
  * crew_arena_get -- the address of [ref, ref + size) when that range lies
- * inside the bytes in use (and ref != 0), else NULL.  Overflow-safe for any
+ * inside the bytes in use and ref >= CREW_ARENA_PROLOGUE, else NULL.  Overflow-safe for any
  * ref and size, so it is the way to follow refs found in untrusted data.
  * Thread-safe.
  */
@@ -456,7 +469,8 @@ CREW_API const void *crew_arena_get(const crew_arena *a, crew_ref ref, size_t si
 /*
  * crew_arena_get_array -- crew_arena_get for `count` elements of
  * `elem_size` bytes that must also be aligned to `align` (0 or 1: no
- * alignment check).  NULL when out of range, misaligned, ref 0 or count *
+ * alignment check; an align that is not a power of two gives NULL).  NULL
+ * when out of range, misaligned, ref < CREW_ARENA_PROLOGUE or count *
  * elem_size overflows; count 0 gives NULL too.  Typed forms:
  * CREW_ARENA_GET(a, type, ref) and CREW_ARENA_GET_ARRAY(a, type, ref, n).
  * Thread-safe.
@@ -528,8 +542,9 @@ CREW_API int crew_arena_freeze(crew_arena *a);
  * crew_arena_save -- write a snapshot file (format: docs/SNAPSHOT.md) of
  * the bytes in use and the root.  Atomic: the bytes go to a temporary file
  * in the same directory (".crew-tmp.<pid>.<n>", a hidden name of fixed
- * length, so any valid `path` works), which is fsync'ed, renamed over
- * `path`, and the directory is fsync'ed; a crash leaves either the old
+ * length, so any valid `path` works), which is fsync'ed (its writeback is
+ * started chunk by chunk while it is written), renamed over `path`, and the
+ * directory is opened and fsync'ed; a crash leaves either the old
  * file or the new one (and perhaps a stray temporary file), never a mix.
  * A process that has the old file open keeps reading the old data.  A
  * replaced file's permission bits are kept; a new file gets 0666 & ~umask.
@@ -538,9 +553,9 @@ CREW_API int crew_arena_freeze(crew_arena *a);
  * Returns 0; CREW_EINVAL (NULL argument, empty path); CREW_EBADROOT (see
  * crew_arena_set_root: no file is written); -errno.  An error from writing
  * or renaming (ENOSPC, EACCES, EFBIG, ...) leaves the old file untouched
- * and removes the temporary file.  An error from the final fsync of the
- * directory comes after the rename: `path` already holds the new file,
- * but the replacement may not survive a crash.
+ * and removes the temporary file.  An error from opening or fsyncing the
+ * directory comes after the rename: `path` already holds the new file, but
+ * the replacement may not survive a crash.
  * Thread-safe: yes, with itself, with readers and with a freeze.
  */
 CREW_API int crew_arena_save(const crew_arena *a, const char *path);
@@ -581,8 +596,8 @@ CREW_API int crew_arena_open(crew_arena **a, const char *path, unsigned flags);
  * any other file is read as a snapshot, so a regular file holding an
  * arena's raw bytes gives CREW_EMAGIC.
  * Returns as crew_arena_open, plus CREW_ENOTFROZEN for an arena's memfd
- * that is not sealed yet (its owner could still change it, or its freeze
- * failed halfway and must be repeated).
+ * that is not sealed yet (never frozen, so its owner could still change
+ * it, or its freeze failed halfway and must be repeated).
  * Thread-safe: yes.
  */
 CREW_API int crew_arena_open_fd(crew_arena **a, int fd, unsigned flags);
@@ -618,7 +633,9 @@ CREW_API void crew_arena_close(crew_arena *a);
 
 /*
  * Strings.  crew_arena_strdup copies a NUL-terminated string into the
- * arena; crew_arena_strndup copies `len` bytes and adds a NUL.  Both return
+ * arena; crew_arena_strndup copies exactly `len` bytes of s (unlike POSIX
+ * strndup it does not stop at a NUL: s must have them; a NUL inside makes
+ * crew_arena_str see a shorter string) and adds a NUL.  Both return
  * 0 when the arena is full or frozen, or an argument is NULL.
  * crew_arena_str is the checked reader: the string at ref, or NULL when ref
  * is 0, outside the bytes in use, or no NUL ends it before the end of the

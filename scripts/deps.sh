@@ -5,7 +5,7 @@
 set -eu
 want="cmake make gcc g++ clang libclang-rt-14-dev pkg-config libxxhash-dev"
 if [ "${1:-build}" = bench ]; then
-    want="$want libtbb-dev parallel python3 time"
+    want="$want libtbb-dev"
 fi
 missing=""
 for p in $want; do

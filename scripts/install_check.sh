@@ -41,8 +41,11 @@ project(x C)
 find_package(crew REQUIRED)
 add_executable(x ../x.c)
 target_link_libraries(x PRIVATE crew::crew)
+add_executable(xs ../x.c)
+target_link_libraries(xs PRIVATE crew::crew_static)
 C
 cmake -S "$tmp/cm" -B "$tmp/cm/b" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/cm/b" >/dev/null
 LD_LIBRARY_PATH="$prefix/lib" "$tmp/cm/b/x"
-echo "install check: pkg-config and find_package(crew) both work"
+"$tmp/cm/b/xs"
+echo "install check: pkg-config (shared, static) and find_package(crew) (crew::crew, crew::crew_static) work"

@@ -166,7 +166,6 @@ struct crew {
 
 extern _Thread_local crew__worker *crew__tls_worker;
 
-/* Push a job on w's deque and wake a sleeper.  false: the deque is full. */
 /* work.c: find work this worker may take (NULL: none). */
 crew__job *crew__work_find(crew__worker *w);
 /* work.c: sleep with a SLEEP_ flag unless something is ready (see there). */
@@ -175,6 +174,7 @@ crew__job *crew__work_sleep(crew__worker *w, uint32_t flag, _Atomic uint32_t *wo
 void crew__work_wake_all(crew *pool);
 /* Add to a statistics counter (relaxed). */
 void crew__count(_Atomic uint64_t *c, uint64_t n);
+/* Push a job on w's deque and wake a sleeper.  false: the deque is full. */
 bool crew__work_push(crew__worker *w, crew__job *job);
 crew__job *crew__work_pop(crew__worker *w);
 void crew__work_inject(crew *pool, crew__job *job);

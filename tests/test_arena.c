@@ -263,8 +263,8 @@ static void test_open_fd_unfrozen(void)
     crew_arena *a, *b = NULL;
     ASSERT_OK(crew_arena_create(&a, 1 << 20));
     ASSERT_NE(crew_arena_alloc(a, 10, 1), 0);
-    /* not frozen: no prologue yet, so it is not recognized at all */
-    ASSERT_EQ(crew_arena_open_fd(&b, crew_arena_fd(a), 0), CREW_EMAGIC);
+    /* not frozen: refused as such, prologue or not */
+    ASSERT_EQ(crew_arena_open_fd(&b, crew_arena_fd(a), 0), CREW_ENOTFROZEN);
     /* with a prologue but no seals, it must not be adopted */
     memcpy((void *)crew_arena_base(a), "CREWARNA", 8);
     ASSERT_EQ(crew_arena_open_fd(&b, crew_arena_fd(a), 0), CREW_ENOTFROZEN);

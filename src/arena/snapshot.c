@@ -381,6 +381,11 @@ static int classify(int fd, unsigned char *buf, size_t *len, uint64_t *file_size
         return -EISDIR;
     if (!S_ISREG(st.st_mode))
         return CREW_ENOTFILE;
+    /* A memfd that may still be written (sealable, no write seal) is an
+     * arena nobody froze yet, whatever its first bytes say. */
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals >= 0 && !(seals & (F_SEAL_SEAL | F_SEAL_WRITE)))
+        return CREW_ENOTFROZEN;
     *file_size = (uint64_t)st.st_size;
     if (*file_size == 0)
         return CREW_EEMPTY;

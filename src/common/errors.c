@@ -33,8 +33,10 @@ static const struct {
     /* errno-valued codes whose meaning inside crew deserves a better text */
     {CREW_EINVAL, "CREW_EINVAL", "invalid argument"},
     {CREW_ENOMEM, "CREW_ENOMEM", "out of memory"},
-    {CREW_EAGAIN, "CREW_EAGAIN", "resource temporarily unavailable (could not start a thread or process)"},
-    {CREW_ETIMEDOUT, "CREW_ETIMEDOUT", "the task exceeded its time limit"},
+    {CREW_EAGAIN, "CREW_EAGAIN", "resource temporarily unavailable (could not start a thread)"},
+    {CREW_ENOENT, "CREW_ENOENT", "no such file or directory"},
+    {CREW_EBUSY, "CREW_EBUSY", "busy: for an arena, a forked process still maps it writable"},
+    {CREW_ETIMEDOUT, "CREW_ETIMEDOUT", "timed out"},
     {CREW_ECANCELED, "CREW_ECANCELED", "the task was cancelled before it ran"},
 };
 

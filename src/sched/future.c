@@ -61,14 +61,34 @@ static void future_execute(crew_future *f)
     crew__futex_wake(&f->state, INT_MAX); /* outside waiters */
 }
 
+/*
+ * Run a claimed future on the calling thread, outside the queue (inside
+ * crew_submit when N == 1, or in crew_future_wait): count it as a job of
+ * this worker (worker 0 for a thread outside the pool) and trace it when a
+ * worker of the pool runs it (an outside thread has no trace buffer).
+ */
+static void future_run_here(crew_future *f)
+{
+    crew__worker *w = crew__tls_worker;
+    bool ours = w && w->pool == f->pool;
+    crew__count(&(ours ? w : f->pool->slots[0])->jobs, 1);
+    uint64_t t0 = ours && f->pool->tracing ? crew__now_ns() : 0;
+    future_execute(f);
+    if (ours && f->pool->tracing)
+        crew__trace_add(&w->trace, "future", t0, 0);
+}
+
 /* The queued job: run the future unless a waiter already did. */
 static void future_run(crew__job *job, crew__worker *w)
 {
-    (void)w;
     crew_future *f = (crew_future *)job;
     crew *pool = f->pool;
     if (future_claim(f))
         future_execute(f);
+    else
+        /* Its waiter ran it and counted it: this husk is not a second job
+         * (crew__work_run_job counted it before it ran). */
+        atomic_fetch_sub_explicit(&w->jobs, 1, memory_order_relaxed);
     future_unref(f);
     crew__latch_done(&pool->futures);
 }
@@ -90,9 +110,12 @@ int crew_submit(crew *pool, const void *shared, crew_task *task, crew_future **o
     crew__latch_add(&pool->futures, 1);
     *out = f;
     if (crew__pool_active(pool) < 2) {
-        /* No thread may run it (N == 1): run it now, on worker 0's count. */
-        crew__count(&pool->slots[0]->jobs, 1);
-        future_run(&f->job, NULL);
+        /* No thread may run it (N == 1): run it now.  The queue's share of
+         * the future is let go at once, as if the husk had been taken. */
+        future_claim(f);
+        future_run_here(f);
+        future_unref(f);
+        crew__latch_done(&pool->futures);
     } else {
         crew__work_inject(pool, &f->job);
     }
@@ -103,13 +126,12 @@ int crew_future_wait(crew_future *f)
 {
     if (!f)
         return CREW_EINVAL;
-    crew__worker *w = crew__tls_worker;
     if (future_claim(f)) {
         /* Nobody started it: run it here rather than wait for the queue. */
-        crew__count(&(w && w->pool == f->pool ? w : f->pool->slots[0])->jobs, 1);
-        future_execute(f);
+        future_run_here(f);
         return f->task->status;
     }
+    crew__worker *w = crew__tls_worker;
     crew__worker *none = NULL;
     /* seq_cst: register before the last look at the state (Dekker pair
      * with future_execute).  One worker at a time can be woken this way;

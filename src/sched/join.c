@@ -58,7 +58,10 @@ typedef struct join_args {
 static void join_entry(crew__worker *w, void *arg)
 {
     join_args *j = arg;
+    uint64_t t0 = w->pool->tracing ? crew__now_ns() : 0;
     join_on(w, j->fa, j->a, j->fb, j->b);
+    if (w->pool->tracing)
+        crew__trace_add(&w->trace, "crew_join", t0, 0);
 }
 
 void crew_join(crew *pool, crew_fn *fa, void *a, crew_fn *fb, void *b)

@@ -108,9 +108,12 @@ static void run_job(crew__job *job, crew__worker *w)
 static void run_entry(crew__worker *w, void *arg)
 {
     run_state *st = arg;
+    uint64_t t0 = w->pool->tracing ? crew__now_ns() : 0;
     crew__latch_init(&st->copies, 0, w);
     participate(w, st);
     crew__work_wait(w, &st->copies);
+    if (w->pool->tracing)
+        crew__trace_add(&w->trace, "crew_run", t0, st->n);
 }
 
 int crew_run(crew *pool, const void *shared, crew_task *tasks, size_t n, const crew_run_opts *opts)

@@ -297,7 +297,7 @@ void crew__latch_done(crew__latch *l)
     /* Read the waiter first: once the count is zero the latch may be gone. */
     crew__worker *waiter = l->waiter;
     /* seq_cst: releases the work to the waiter, and is ordered before our
-     * look at its sleep flag (pairs with sleep_until's flag store and its
+     * look at its sleep flag (pairs with crew__work_sleep's flag store and its
      * check of the latch). */
     if (atomic_fetch_sub_explicit(&l->count, 1, memory_order_seq_cst) != 1)
         return;
