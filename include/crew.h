@@ -115,7 +115,8 @@ typedef struct crew_config {
      * When set (or when the environment variable CREW_TRACE names a file),
      * crew records every crew_run task, every future run by a worker of the
      * pool, every crew_for / crew_reduce / crew_run call, every crew_join
-     * called from outside the pool, and every job a worker runs (a range
+     * called from outside the pool when N > 1 (with N == 1 a join is two
+     * plain calls), and every job a worker runs (a range
      * or join half taken from another worker, a crew_run helper, a call
      * handed over by an outside thread), and crew_close writes them as a
      * Chrome trace (Perfetto / chrome://tracing JSON) to this path.  The

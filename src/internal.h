@@ -64,7 +64,7 @@ typedef void crew__job_fn(crew__job *job, crew__worker *w);
 struct crew__job {
     crew__job_fn *run;
     crew__job *next;    /* link in the pool's injector queue */
-    const char *name;   /* for the trace */
+    const char *name;   /* for the trace; NULL: the job traces itself */
 };
 
 /*
@@ -221,6 +221,8 @@ typedef struct crew__sys_table {
     int (*ftruncate)(int fd, off_t len);
     int (*fcntl)(int fd, int cmd, int arg);
     int (*memfd_create)(const char *name, unsigned flags);
+    /* a snapshot save's durability: the file, then its directory */
+    int (*fsync)(int fd);
 } crew__sys_table;
 
 /* Exported (hidden visibility aside) only so that tests linking the static

@@ -36,6 +36,7 @@ static void test_bad_arguments(void)
     ASSERT_UEQ(crew_arena_alloc(a, 8, 3), 0);
     ASSERT_UEQ(crew_arena_alloc(NULL, 8, 8), 0);
     ASSERT_UEQ(crew_arena_array(a, SIZE_MAX / 2, 4, 4), 0); /* count * size overflows */
+    ASSERT_UEQ(crew_arena_array(a, SIZE_MAX / 8 + 2, 8, 8), 0); /* ... and wraps to 8 */
     ASSERT_UEQ(crew_arena_array(a, 0, 4, 4), 0);
     ASSERT_UEQ(crew_arena_array(a, 4, 0, 4), 0);
     ASSERT_UEQ(crew_arena_strdup(a, NULL), 0);
@@ -205,6 +206,7 @@ static void test_freeze(void)
     int fd = crew_arena_fd(a);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(fcntl(fd, F_GET_SEALS), 0);
+    ASSERT(fcntl(fd, F_GETFD) & FD_CLOEXEC); /* close-on-exec, as documented */
     crew_ref r = crew_arena_alloc(a, 3u << 20, 8);
     memset(crew_arena_ptr(a, r), 0xAB, 3u << 20);
     crew_arena_set_root(a, r);
@@ -237,13 +239,44 @@ static void test_freeze(void)
     crew_ref x;
     ASSERT_EQ(crew_arena_try_alloc(a, 8, 8, &x), CREW_EFROZEN);
     ASSERT_UEQ(crew_arena_strdup(a, "late"), 0);
-    crew_arena_set_root(a, 64); /* ignored */
+    crew_arena_set_root(a, r + 8); /* ignored (a value other than r) */
     ASSERT_UEQ(crew_arena_root(a), r);
     ASSERT_OK(crew_arena_freeze(a)); /* idempotent */
     const unsigned char *p = crew_arena_get(a, r, 3u << 20);
     ASSERT_NOT_NULL(p);
     ASSERT_EQ(p[0], 0xAB);
     ASSERT_EQ(p[(3u << 20) - 1], 0xAB);
+    crew_arena_close(a);
+}
+
+/* The memfd grows ahead of use (1 MiB at least); freezing trims it to the
+ * pages in use. */
+static void test_freeze_trims(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    crew_arena *a;
+    ASSERT_OK(crew_arena_create(&a, 16u << 20));
+    ASSERT_NE(crew_arena_alloc(a, 100, 8), 0);
+    int fd = crew_arena_fd(a);
+    ASSERT_GT(lseek(fd, 0, SEEK_END), (off_t)page);
+    ASSERT_OK(crew_arena_freeze(a));
+    ASSERT_EQ(lseek(fd, 0, SEEK_END), (off_t)page);
+    crew_arena_close(a);
+}
+
+/* An allocation that fills the capacity exactly succeeds; one byte more
+ * does not. */
+static void test_fill_exactly(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    crew_arena *a;
+    ASSERT_OK(crew_arena_create(&a, page));
+    ASSERT_UEQ(crew_arena_capacity(a), page);
+    crew_ref r = 0;
+    ASSERT_OK(crew_arena_try_alloc(a, page - CREW_ARENA_PROLOGUE, 1, &r));
+    ASSERT_UEQ(r, CREW_ARENA_PROLOGUE);
+    ASSERT_UEQ(crew_arena_size(a), page);
+    ASSERT_EQ(crew_arena_try_alloc(a, 1, 1, &r), CREW_EFULL);
     crew_arena_close(a);
 }
 
@@ -280,6 +313,8 @@ int main(void)
     test_base_never_moves();
     test_parallel_alloc();
     test_freeze();
+    test_freeze_trims();
+    test_fill_exactly();
     test_freeze_empty();
     test_open_fd_unfrozen();
     printf("test_arena: ok\n");

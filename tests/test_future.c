@@ -445,6 +445,13 @@ static void test_bad_args(crew *pool)
     ASSERT_EQ(nofn.status, 12345);
     ASSERT_EQ(crew_future_wait(NULL), CREW_EINVAL);
     crew_future_free(NULL);
+    /* A task's negative return is reserved for crew: status CREW_EINVAL. */
+    calc_arg neg = {1, -EPIPE};
+    crew_task t = {.fn = calc_task, .arg = &neg, .result = &r, .status = 12345};
+    ASSERT_OK(crew_submit(pool, &base, &t, &f));
+    ASSERT_EQ(crew_future_wait(f), CREW_EINVAL);
+    ASSERT_EQ(t.status, CREW_EINVAL);
+    crew_future_free(f);
 }
 
 /* ---- at most N at once, also after a resize --------------------------------- */

@@ -244,6 +244,26 @@ static void test_errors(crew *pool)
     batch_free(b);
 }
 
+/* A negative return is reserved for crew: the task's status is CREW_EINVAL. */
+static int negative_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)result;
+    return -*(const int *)arg;
+}
+
+static void test_negative_status(crew *pool)
+{
+    static const int errs[4] = {0, 1, EPIPE, 10000};
+    crew_task t[4];
+    for (int i = 0; i < 4; i++)
+        t[i] = (crew_task){.fn = negative_task, .arg = &errs[i], .status = SENTINEL};
+    ASSERT_EQ(crew_run(pool, NULL, t, 4, NULL), CREW_EFAILED);
+    ASSERT_EQ(t[0].status, 0);
+    for (int i = 1; i < 4; i++)
+        ASSERT_EQ(t[i].status, CREW_EINVAL);
+}
+
 static void test_stop_on_error(crew *pool)
 {
     unsigned workers = crew_workers(pool);
@@ -299,8 +319,8 @@ static void test_stop_on_error_serial(void)
         ASSERT_EQ(atomic_load(&b->ran[i]), i <= 17);
     }
     check_callbacks(b, "serial stop_on_error");
-    /* The header does not say whether cancelled tasks count as failed. */
-    if (b->last_failed != 1 && b->last_failed != 1 + (1000 - 18))
+    /* "failed counts failed and cancelled tasks" (crew_run_opts.progress). */
+    if (b->last_failed != 1 + (1000 - 18))
         TEST_FAIL_("serial stop_on_error: progress reports %zu failed", b->last_failed);
     batch_free(b);
     crew_close(pool);
@@ -330,7 +350,9 @@ static void test_bad_args(crew *pool)
     ASSERT_OK(crew_run(pool, NULL, b->tasks, 0, NULL));
     for (size_t i = 0; i < b->n; i++)
         ASSERT_EQ(atomic_load(&b->done_calls[i]), 0);
-    ASSERT_LE(b->progress_calls, 2);
+    /* progress is called once even for n == 0, with done == total == 0. */
+    ASSERT_EQ(b->progress_calls, 2);
+    ASSERT_EQ(b->last_done, 0);
     batch_free(b);
 }
 
@@ -521,6 +543,7 @@ int main(void)
         test_bad_args(pool);
         test_results(pool);
         test_errors(pool);
+        test_negative_status(pool);
         test_stop_on_error(pool);
         test_progress(pool);
         test_nested(pool);

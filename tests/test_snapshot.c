@@ -325,6 +325,67 @@ static void test_not_regular(void)
     ASSERT_NE(strstr(crew_strerror(CREW_ENOTFILE), "regular file"), NULL);
 }
 
+/* Header checks that the file size alone would not catch: a consistent
+ * file whose data offset is not a multiple of 4096, and one whose data is
+ * shorter than the prologue. */
+static void test_bad_layout(void)
+{
+    struct crew__snap_header h;
+    memcpy(&h, good, sizeof h);
+    uint64_t size = h.data_size;
+    unsigned char *buf = calloc(1, 4096 + size);
+    ASSERT_NOT_NULL(buf);
+    h.data_offset = 128;
+    memcpy(buf, &h, sizeof h);
+    memcpy(buf + 128, good + 4096, size);
+    ASSERT_EQ(open_bytes(buf, 128 + size, 0), CREW_EBADSIZE);
+
+    memcpy(&h, good, sizeof h);
+    h.data_size = 32;
+    h.root = 0;
+    memset(buf, 0, 4096 + 32);
+    memcpy(buf, &h, sizeof h);
+    memcpy(buf + 4096, good + 4096, 32);
+    ASSERT_EQ(open_bytes(buf, 4096 + 32, 0), CREW_EBADSIZE);
+    free(buf);
+}
+
+/* A sealed memfd holding `len` bytes that start with prologue *p. */
+static int open_sealed(const struct crew__prologue *p, size_t len)
+{
+    int fd = memfd_create("test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    ASSERT_GE(fd, 0);
+    unsigned char *buf = calloc(1, len);
+    ASSERT_NOT_NULL(buf);
+    memcpy(buf, p, sizeof *p);
+    ASSERT_EQ(write(fd, buf, len), (ssize_t)len);
+    free(buf);
+    ASSERT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), 0);
+    crew_arena *a = (crew_arena *)0x1;
+    int rc = crew_arena_open_fd(&a, fd, 0);
+    if (rc == 0)
+        crew_arena_close(a);
+    else
+        ASSERT_PTR_EQ(a, (crew_arena *)0x1);
+    close(fd);
+    return rc;
+}
+
+/* The prologue of a frozen memfd is untrusted too. */
+static void test_bad_prologue(void)
+{
+    struct crew__prologue p;
+    crew__arena_prologue(&p, 4096, 0);
+    ASSERT_OK(open_sealed(&p, 4096));
+    p.size = 8192; /* more than the memfd holds */
+    ASSERT_EQ(open_sealed(&p, 4096), CREW_ETRUNC);
+    crew__arena_prologue(&p, 4096, 0);
+    p.version = 2;
+    ASSERT_EQ(open_sealed(&p, 4096), CREW_EVERSION);
+    crew__arena_prologue(&p, 4096, 4096); /* root past the end */
+    ASSERT_EQ(open_sealed(&p, 4096), CREW_EBADROOT);
+}
+
 /* A regular file that starts like an arena's memfd is still not a
  * snapshot: it cannot be sealed, so "not frozen" would be a false hint. */
 static void test_prologue_in_regular_file(void)
@@ -422,6 +483,66 @@ static void test_failed_save_keeps_old(void)
     ASSERT_NE(system(cmd), 0);
 }
 
+/* ---- durability: the file and then its directory are fsync'ed ----------- */
+
+static int fsync_calls, fsync_fail_at; /* fail the fsync_fail_at-th call (1-based) */
+static ino_t fsync_inode[4];
+
+static int counting_fsync(int fd)
+{
+    struct stat st;
+    if (fsync_calls < 4 && fstat(fd, &st) == 0)
+        fsync_inode[fsync_calls] = st.st_ino;
+    if (++fsync_calls == fsync_fail_at) {
+        errno = EIO;
+        return -1;
+    }
+    return fsync(fd);
+}
+
+static void test_save_fsyncs(void)
+{
+    const char *p = path_in("durable.crew");
+    struct stat dir_st, file_st;
+    ASSERT_EQ(stat(dir, &dir_st), 0);
+    crew_arena *a = sample_arena(100, 21), *b = sample_arena(200, 22), *r = NULL;
+    crew__sys.fsync = counting_fsync;
+
+    /* A good save fsyncs the new file, then the directory, in that order. */
+    fsync_calls = 0;
+    fsync_fail_at = 0;
+    ASSERT_OK(crew_arena_save(a, p));
+    ASSERT_EQ(fsync_calls, 2);
+    ASSERT_EQ(stat(p, &file_st), 0);
+    ASSERT_UEQ(fsync_inode[0], file_st.st_ino);
+    ASSERT_UEQ(fsync_inode[1], dir_st.st_ino);
+
+    /* The file's fsync fails: an error, the old file intact, no temp file. */
+    fsync_calls = 0;
+    fsync_fail_at = 1;
+    ASSERT_EQ(crew_arena_save(b, p), -EIO);
+    ASSERT_OK(crew_arena_open(&r, p, CREW_ARENA_VERIFY));
+    check_sample(r, 100, 21);
+    crew_arena_close(r);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | grep -q crew-tmp", dir);
+    ASSERT_NE(system(cmd), 0);
+
+    /* The directory's fsync fails: an error, but the file is already the
+     * new one (as the header says). */
+    fsync_calls = 0;
+    fsync_fail_at = 2;
+    ASSERT_EQ(crew_arena_save(b, p), -EIO);
+    ASSERT_OK(crew_arena_open(&r, p, CREW_ARENA_VERIFY));
+    check_sample(r, 200, 22);
+    crew_arena_close(r);
+
+    crew__sys.fsync = fsync;
+    ASSERT_EQ(unlink(p), 0);
+    crew_arena_close(a);
+    crew_arena_close(b);
+}
+
 /* ---- a file truncated while it is verified ------------------------------ */
 
 static const char *shrink_path;
@@ -465,8 +586,11 @@ int main(void)
     test_error_texts();
     test_not_regular();
     test_prologue_in_regular_file();
+    test_bad_layout();
+    test_bad_prologue();
     test_long_name();
     test_save_mode();
+    test_save_fsyncs();
     test_save_bad_root();
     test_failed_save_keeps_old();
     test_truncated_during_verify();

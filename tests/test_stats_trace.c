@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -53,7 +54,9 @@ static void run_tasks(crew *pool, size_t n)
     free(t);
 }
 
-static void run_futures(crew *pool, size_t n)
+/* With let_pool_run, wait by polling, so that the pool's threads (not the
+ * waiting thread, which would claim a future nobody started) run them all. */
+static void run_futures(crew *pool, size_t n, bool let_pool_run)
 {
     crew_task *t = calloc(n, sizeof *t);
     crew_future **f = calloc(n, sizeof *f);
@@ -63,6 +66,8 @@ static void run_futures(crew *pool, size_t n)
         ASSERT_OK(crew_submit(pool, NULL, &t[i], &f[i]));
     }
     for (size_t i = 0; i < n; i++) {
+        while (let_pool_run && !crew_future_done(f[i]))
+            sched_yield();
         ASSERT_EQ(crew_future_wait(f[i]), 0);
         crew_future_free(f[i]);
     }
@@ -154,7 +159,7 @@ static void test_jobs_counted(unsigned workers)
         TEST_FAIL_("workers = %u: %" PRIu64 " jobs counted for 500 crew_run tasks", workers,
                    after.jobs - before.jobs);
     before = after;
-    run_futures(pool, 200);
+    run_futures(pool, 200, false);
     after = sum_stats(pool);
     if (after.jobs - before.jobs < 200)
         SOFT_FAIL("workers = %u: %" PRIu64 " jobs counted for 200 futures", workers,
@@ -190,6 +195,19 @@ static void test_steals_and_sleeps(unsigned workers)
         sched_yield();
     if (sum_stats(pool).sleeps == 0)
         TEST_FAIL_("workers = %u: no worker counted a sleep in 10 s of idleness", workers);
+    /* busy_ns is up to date when a worker last slept: a thread that ran
+     * jobs and then idles shows busy time before crew_close. */
+    crew_worker_stats st[64];
+    size_t n = crew_stats(pool, st, 64);
+    for (size_t i = 1; i < n && i < 64; i++) {
+        while (st[i].jobs > 0 && st[i].busy_ns == 0 && test_now_s() < until) {
+            sched_yield();
+            crew_stats(pool, st, 64);
+        }
+        if (st[i].jobs > 0 && st[i].busy_ns == 0)
+            TEST_FAIL_("workers = %u: worker %zu ran %" PRIu64 " jobs, then idled, yet busy_ns 0",
+                       workers, i, st[i].jobs);
+    }
     crew_close(pool);
 }
 
@@ -448,6 +466,20 @@ static void check_trace(const char *path, long min_events)
     free(text);
 }
 
+/* At least `min` complete events named `name` in the trace at path. */
+static void check_named(const char *path, const char *name, size_t min)
+{
+    size_t len;
+    char *text = read_all(path, &len);
+    ASSERT_NOT_NULL(text);
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"name\":\"%s\",\"ph\":\"X\"", name);
+    size_t n = count_substr(text, len, needle);
+    free(text);
+    if (n < min)
+        TEST_FAIL_("trace %s: %zu \"%s\" events, want >= %zu", path, n, name, min);
+}
+
 /* ---- trace -------------------------------------------------------------- */
 
 static char tmpdir[256];
@@ -493,7 +525,7 @@ static void test_trace_path(unsigned workers)
     /* The string was copied: changing ours changes nothing. */
     snprintf(buf, sizeof buf, "%s", other);
     run_tasks(pool, 300);
-    run_futures(pool, 20);
+    run_futures(pool, 20, crew_workers(pool) > 1);
     atomic_size_t covered = 0;
     ASSERT_OK(crew_for(pool, 0, 100, 1, nop_range, &covered));
     unsigned long r;
@@ -501,6 +533,15 @@ static void test_trace_path(unsigned workers)
     ASSERT_EQ(r, 610);
     crew_close(pool);
     check_trace(path, 300);
+    /* Every kind the header promises: each task, each top-level call, and
+     * (N > 1) each future run by the pool and the outside crew_join. */
+    check_named(path, "task", 300);
+    check_named(path, "crew_run", 1);
+    check_named(path, "crew_for", 1);
+    if (workers > 1) {
+        check_named(path, "future", 20);
+        check_named(path, "crew_join", 1);
+    }
     struct stat sb;
     ASSERT(stat(other, &sb) != 0);
     unlink(path);

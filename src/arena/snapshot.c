@@ -211,7 +211,7 @@ static int save_write(int fd, const crew_arena *a, uint64_t size, crew_ref root)
     }
     if (rc == 0)
         rc = pwrite_all(fd, &h, sizeof h, 0);
-    if (rc == 0 && fsync(fd) != 0)
+    if (rc == 0 && crew__sys.fsync(fd) != 0)
         rc = -errno;
     return rc;
 }
@@ -227,7 +227,7 @@ static int sync_dir(const char *path)
     free(dir);
     if (fd < 0)
         return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
+    int rc = crew__sys.fsync(fd) == 0 ? 0 : -errno;
     close(fd);
     return rc;
 }

@@ -4,9 +4,10 @@
  *
  * Out of memory, "cannot start a thread" and a failing mmap are error paths
  * like any other, and an error path that is never run is a bug waiting.
- * Every allocation and thread start in the scheduler, and every mmap,
- * ftruncate, fcntl and memfd_create of the arena code, goes through
- * crew__sys, so a test can swap in functions that fail on the k-th call
+ * Every allocation and thread start in the scheduler, every mmap,
+ * ftruncate, fcntl and memfd_create of the arena code, and the fsyncs of a
+ * snapshot save go through crew__sys, so a test can swap in functions that
+ * fail on the k-th call
  * and check that each failure is reported, cleaned up and leaves the
  * library usable.
  */
@@ -49,4 +50,5 @@ crew__sys_table crew__sys = {
     .ftruncate = ftruncate,
     .fcntl = default_fcntl,
     .memfd_create = default_memfd_create,
+    .fsync = fsync,
 };

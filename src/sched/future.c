@@ -83,9 +83,12 @@ static void future_run(crew__job *job, crew__worker *w)
 {
     crew_future *f = (crew_future *)job;
     crew *pool = f->pool;
-    if (future_claim(f))
+    if (future_claim(f)) {
+        uint64_t t0 = pool->tracing ? crew__now_ns() : 0;
         future_execute(f);
-    else
+        if (pool->tracing)
+            crew__trace_add(&w->trace, "future", t0, 0);
+    } else
         /* Its waiter ran it and counted it: this husk is not a second job
          * (crew__work_run_job counted it before it ran). */
         atomic_fetch_sub_explicit(&w->jobs, 1, memory_order_relaxed);
@@ -100,7 +103,9 @@ int crew_submit(crew *pool, const void *shared, crew_task *task, crew_future **o
     crew_future *f = crew__sys.malloc(sizeof *f);
     if (!f)
         return CREW_ENOMEM;
-    f->job = (crew__job){.run = future_run, .name = "future"};
+    /* No name: future_run traces the run itself, so that the husk of a
+     * future its waiter ran leaves no event. */
+    f->job = (crew__job){.run = future_run, .name = NULL};
     f->pool = pool;
     f->shared = shared;
     f->task = task;

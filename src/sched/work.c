@@ -193,7 +193,7 @@ void crew__work_run_job(crew__worker *w, crew__job *job)
      * waiter may read the statistics at once. */
     crew__count(&w->jobs, 1);
     job->run(job, w);
-    if (w->pool->tracing)
+    if (w->pool->tracing && name) /* a job without a name traces itself */
         crew__trace_add(&w->trace, name, t0, 0);
 }
 
