@@ -61,39 +61,52 @@ static void future_execute(crew_future *f)
     crew__futex_wake(&f->state, INT_MAX); /* outside waiters */
 }
 
+/* Run a claimed future; trace it when w, a worker of its pool, runs it (an
+ * outside thread has no trace buffer). */
+static void future_execute_on(crew_future *f, crew__worker *w)
+{
+    bool traced = w && f->pool->tracing;
+    uint64_t t0 = traced ? crew__now_ns() : 0;
+    future_execute(f);
+    if (traced)
+        crew__trace_add(&w->trace, "future", t0, 0);
+}
+
 /*
  * Run a claimed future on the calling thread, outside the queue (inside
- * crew_submit when N == 1, or in crew_future_wait): count it as a job of
- * this worker (worker 0 for a thread outside the pool) and trace it when a
- * worker of the pool runs it (an outside thread has no trace buffer).
+ * crew_submit when N == 1, or in crew_future_wait), counted as a job of
+ * this worker (worker 0 for a thread outside the pool).
  */
 static void future_run_here(crew_future *f)
 {
     crew__worker *w = crew__tls_worker;
-    bool ours = w && w->pool == f->pool;
-    crew__count(&(ours ? w : f->pool->slots[0])->jobs, 1);
-    uint64_t t0 = ours && f->pool->tracing ? crew__now_ns() : 0;
-    future_execute(f);
-    if (ours && f->pool->tracing)
-        crew__trace_add(&w->trace, "future", t0, 0);
+    if (w && w->pool != f->pool)
+        w = NULL;
+    crew__count(&(w ? w : f->pool->slots[0])->jobs, 1);
+    future_execute_on(f, w);
+}
+
+/* The queue lets go of the future: its reference, and its count in the
+ * pool's latch (crew_close waits for that). */
+static void future_leave_queue(crew_future *f)
+{
+    crew *pool = f->pool;
+    future_unref(f);
+    crew__latch_done(&pool->futures);
 }
 
 /* The queued job: run the future unless a waiter already did. */
 static void future_run(crew__job *job, crew__worker *w)
 {
     crew_future *f = (crew_future *)job;
-    crew *pool = f->pool;
     if (future_claim(f)) {
-        uint64_t t0 = pool->tracing ? crew__now_ns() : 0;
-        future_execute(f);
-        if (pool->tracing)
-            crew__trace_add(&w->trace, "future", t0, 0);
-    } else
+        future_execute_on(f, w);
+    } else {
         /* Its waiter ran it and counted it: this husk is not a second job
          * (crew__work_run_job counted it before it ran). */
         atomic_fetch_sub_explicit(&w->jobs, 1, memory_order_relaxed);
-    future_unref(f);
-    crew__latch_done(&pool->futures);
+    }
+    future_leave_queue(f);
 }
 
 int crew_submit(crew *pool, const void *shared, crew_task *task, crew_future **out)
@@ -119,8 +132,7 @@ int crew_submit(crew *pool, const void *shared, crew_task *task, crew_future **o
          * the future is let go at once, as if the husk had been taken. */
         future_claim(f);
         future_run_here(f);
-        future_unref(f);
-        crew__latch_done(&pool->futures);
+        future_leave_queue(f);
     } else {
         crew__work_inject(pool, &f->job);
     }
