@@ -190,12 +190,6 @@ void crew__work_wake_waiter(crew__worker *w);
 void crew__latch_init(crew__latch *l, uint32_t count, crew__worker *waiter);
 void crew__latch_add(crew__latch *l, uint32_t n);
 void crew__latch_done(crew__latch *l);
-static inline bool crew__latch_open(crew__latch *l)
-{
-    /* acquire: pairs with the release decrement, so everything the work did
-     * is visible to the waiter once the count reads zero. */
-    return atomic_load_explicit(&l->count, memory_order_acquire) == 0;
-}
 /* Block an outside thread (not a worker of any pool) on a latch. */
 void crew__latch_wait_outside(crew__latch *l);
 

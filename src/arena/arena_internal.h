@@ -130,9 +130,4 @@ int crew__snapshot_parse(const void *buf, size_t len, uint64_t file_size,
 int crew__prologue_parse(const void *buf, size_t len, uint64_t file_size,
                          crew__snap_info *info);
 
-/* The checksum a header + data would carry (the header's checksum field
- * is treated as zero). */
-uint64_t crew__snapshot_checksum(const struct crew__snap_header *h, const void *data,
-                                 size_t size);
-
 #endif

@@ -132,18 +132,6 @@ static XXH3_state_t *checksum_begin(const struct crew__snap_header *h)
     return st;
 }
 
-uint64_t crew__snapshot_checksum(const struct crew__snap_header *h, const void *data,
-                                 size_t size)
-{
-    XXH3_state_t *st = checksum_begin(h);
-    if (!st)
-        return 0;
-    XXH3_64bits_update(st, data, size);
-    uint64_t sum = XXH3_64bits_digest(st);
-    XXH3_freeState(st);
-    return sum;
-}
-
 static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;
