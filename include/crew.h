@@ -8,6 +8,7 @@
  *   2. The pool                  crew_open, crew_close, crew_workers, crew_resize
  *   3. Data parallelism          crew_for, crew_reduce, crew_join
  *   4. Running tasks             crew_run, crew_submit and futures
+ *   4b. Process pools            isolation = CREW_PROCESSES: crashes cost one task
  *   5. Observability             crew_stats, progress, Chrome traces
  *   6. Shared arenas             crew_arena_* (one copy of the data for everyone)
  *
@@ -58,9 +59,10 @@ enum {
     CREW_ENOMEM    = -ENOMEM,    /* out of memory */
     CREW_EAGAIN    = -EAGAIN,    /* could not start a thread */
     CREW_ENOENT    = -ENOENT,    /* no such file */
-    CREW_ETIMEDOUT = -ETIMEDOUT, /* timed out (reserved: not returned yet) */
+    CREW_ETIMEDOUT = -ETIMEDOUT, /* a task ran longer than task_timeout */
     CREW_ECANCELED = -ECANCELED, /* a task was not run because the run stopped */
     CREW_EBUSY     = -EBUSY,     /* the object is in use */
+    CREW_E2BIG     = -E2BIG,     /* process pool: a task's arg_size + result_size too large */
 
     CREW__EBASE    = -10000,
     CREW_EFAILED   = -10001,     /* crew_run: some tasks failed; see their status */
@@ -74,9 +76,13 @@ enum {
     CREW_EBADSIZE  = -10009,     /* snapshot: header sizes or offsets are inconsistent */
     CREW_EBADROOT  = -10010,     /* snapshot: root lies outside the data */
     CREW_ECHECKSUM = -10011,     /* snapshot: data does not match its checksum */
-    CREW_ENOTSUP   = -10012,     /* not supported (reserved: not returned yet) */
+    CREW_ENOTSUP   = -10012,     /* not supported (crew_submit on a process pool) */
     CREW_ENOTFROZEN = -10013,    /* arena: not frozen (sealed) yet */
     CREW_ENOTFILE  = -10014,     /* snapshot: not a regular file (device, FIFO, socket) */
+    CREW_ECRASHED  = -10015,     /* process pool: the task's worker died by a signal (task->detail) */
+    CREW_EEXITED   = -10016,     /* process pool: the task called exit (code in task->detail) */
+    CREW_EREADONLY = -10017,     /* process pool: the task wrote to read-only shared data */
+    CREW_ELOST     = -10018,     /* process pool: its worker processes are gone for good */
 };
 
 /*
@@ -132,7 +138,22 @@ typedef struct crew_config {
      * [CREW_MIN_STACK, CREW_MAX_STACK].
      */
     size_t stack_size;
+    /*
+     * CREW_THREADS (0): workers are threads.  CREW_PROCESSES: workers are
+     * forked processes, so a task that crashes, hangs, leaks or is not
+     * thread-safe costs that task only.  Read section 4b before using it.
+     */
+    int isolation;
+    /* Process pools only (CREW_EINVAL for a thread pool when set): */
+    double task_timeout;       /* seconds a task may run before its worker is
+                                  killed (CREW_ETIMEDOUT); 0: no limit */
+    size_t task_memory_limit;  /* bytes of private memory a task may add to
+                                  its worker (CREW_ENOMEM); 0: no limit */
+    unsigned retries;          /* re-runs of a task that crashed (CREW_ECRASHED)
+                                  or timed out (CREW_ETIMEDOUT); 0: none */
 } crew_config;
+
+enum { CREW_THREADS = 0, CREW_PROCESSES = 1 };
 
 #define CREW_DEFAULT_STACK ((size_t)64 << 20)
 #define CREW_MIN_STACK ((size_t)64 << 10)
@@ -145,8 +166,10 @@ typedef struct crew_config {
  * a second one sleeps while the pool's threads run its call (or, with
  * N == 1, waits for its turn).
  * Returns 0 and sets *pool, or CREW_EINVAL (pool NULL, workers >
- * CREW_MAX_WORKERS, stack_size out of range), CREW_ENOMEM, CREW_EAGAIN (a
- * thread could not start).
+ * CREW_MAX_WORKERS, stack_size out of range, an unknown isolation, a
+ * negative, NaN or non-finite task_timeout, or a process-only field set
+ * for a thread pool), CREW_ENOMEM, CREW_EAGAIN (a thread or process could
+ * not start), -errno from the system calls a process pool needs.
  * Ownership: the caller owns *pool and ends it with crew_close.
  * Thread-safe: yes (each call makes its own pool).
  */
@@ -251,9 +274,14 @@ typedef int crew_task_fn(const void *shared, const void *arg, void *result);
 
 typedef struct crew_task {
     crew_task_fn *fn;
-    const void *arg;   size_t arg_size;     /* sizes: not used by thread pools */
-    void *result;      size_t result_size;  /* (set them, or leave them 0) */
+    const void *arg;   size_t arg_size;     /* sizes: used by process pools */
+    void *result;      size_t result_size;  /* (section 4b); threads ignore them */
     int status;        /* out: 0, fn's positive error, or a negative CREW_E... */
+    /* out, process pools (0 for thread pools): */
+    int detail;        /* CREW_ECRASHED: the signal; CREW_EEXITED: the exit code */
+    unsigned runs;     /* times the task was started: 1 + retries used (0: never) */
+    uintptr_t fault_addr;   /* CREW_EREADONLY: the address the task wrote to */
+    uint64_t fault_offset;  /* ... and its offset inside the arena */
 } crew_task;
 
 typedef struct crew_run_opts {
@@ -280,7 +308,11 @@ typedef struct crew_run_opts {
  * without tuning.  opts may be NULL.
  * Returns 0 when every task returned 0; CREW_EFAILED when some did not
  * (each task's status tells which and why); CREW_EINVAL (pool NULL, tasks
- * NULL with n > 0, a task with fn NULL: nothing is run).
+ * NULL with n > 0, a task with fn NULL: nothing is run).  Process pools
+ * (section 4b) also return CREW_E2BIG (a task's arg_size + result_size
+ * exceeds CREW_PROC_MAX_BYTES: nothing is run), CREW_EBUSY (called from
+ * on_done or progress of a call on the same pool) and CREW_ELOST.
+ * Thread pools set each task's runs to 1 (0 when cancelled).
  * Ownership: tasks, their arguments and results stay the caller's; crew
  * writes only task->status.  Thread-safe: yes; may be nested in a task.
  */
@@ -299,7 +331,7 @@ typedef struct crew_future crew_future;
  * started runs it itself, in addition.  With N == 1 the task runs inside
  * crew_submit.
  * Returns 0 and sets *future, CREW_EINVAL (NULL pool, task, fn or future),
- * CREW_ENOMEM.  Ownership: the caller frees *future with crew_future_free.
+ * CREW_ENOMEM, CREW_ENOTSUP (a process pool: use crew_run).  Ownership: the caller frees *future with crew_future_free.
  * Thread-safe: yes; may be called from inside a task.
  */
 CREW_API int crew_submit(crew *pool, const void *shared, crew_task *task,
@@ -328,6 +360,78 @@ CREW_API int crew_future_done(const crew_future *future);
 CREW_API void crew_future_free(crew_future *future);
 
 /* ------------------------------------------------------------------------ */
+/* 4b. Process pools                                                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * crew_open with .isolation = CREW_PROCESSES runs crew_run, crew_for and
+ * crew_reduce in N forked worker processes.  The calls, their arguments and
+ * their results are the same as with threads; what a task may touch is not.
+ *
+ * What a worker process sees (the rule to design tasks by):
+ *   - Every crew arena that is open in the calling process when a call
+ *     starts -- also one created or opened after crew_open -- at the same
+ *     address, without a copy.  A frozen or opened (snapshot) arena is
+ *     read-only there; a task writing to it fails with CREW_EREADONLY,
+ *     and task->fault_addr / fault_offset say where.  An arena that is not
+ *     frozen is writable in workers, and their writes are seen by the
+ *     caller: that is where crew_for bodies put their output.  Freezing
+ *     such an arena while workers exist seals it against every new write
+ *     at once; a worker drops its writable mapping before its next task.
+ *   - Everything else -- globals, the heap, the `shared` and `ctx`
+ *     pointers' targets, code -- as it was when crew_open returned, copy-
+ *     on-write: later changes by the caller are not seen, and a task's
+ *     writes there are lost when it returns.  Memory allocated after
+ *     crew_open (outside arenas) and code loaded with dlopen after it
+ *     do not exist in the workers.
+ *   - task->arg: arg_size bytes copied into shared memory, so the argument
+ *     may live anywhere; with arg_size 0 the pointer is passed as it is
+ *     (it must then point into an arena or into memory from before
+ *     crew_open).  task->result: the task writes result_size bytes in
+ *     shared memory, which are copied to task->result when the task
+ *     returns (also with a positive error; never after a crash).  With
+ *     result_size 0 the task gets NULL.  arg_size + result_size may not
+ *     exceed CREW_PROC_MAX_BYTES: pass bigger data through an arena.
+ *   - crew_reduce accumulators (r->size bytes) travel the same way; the
+ *     combine runs in the caller, left to right.
+ *
+ * Failures.  A task whose worker dies gets a status saying how, and every
+ * other task still runs: CREW_ECRASHED (a signal, in task->detail: SIGSEGV,
+ * SIGABRT from abort(), ...), CREW_EEXITED (it called exit or _exit; the
+ * code in task->detail), CREW_ETIMEDOUT (it ran past task_timeout and was
+ * killed), CREW_ENOMEM (its worker's private memory grew past
+ * task_memory_limit: checked every millisecond, so a task can overshoot by
+ * what it allocates in that time), CREW_EREADONLY (see above).  The worker
+ * is replaced by a fresh one.  Tasks that crashed or timed out are run
+ * again up to `retries` times (task->runs counts the starts).  crew_for and
+ * crew_reduce return the first such failure of a range after its retries,
+ * and start no more ranges.
+ *
+ * Processes.  Workers are forked from a supervisor process that crew_open
+ * forks from the caller, so they are single-threaded children of a
+ * single-threaded process.  Locks other threads hold at crew_open stay
+ * held in the workers: do not open a process pool while another thread
+ * holds a lock your tasks need.  Workers ignore SIGINT (so that a terminal
+ * Ctrl-C reaches the caller, which decides), die when the caller's process
+ * ends in any way (the supervisor watches it; workers have
+ * PR_SET_PDEATHSIG), and crew_close leaves no process, zombie, file
+ * descriptor or /dev/shm entry behind.  A task that calls exit() runs the
+ * caller's atexit handlers in its worker, as after any fork; crew_open
+ * flushes stdio first so that no buffered output is written twice.
+ *
+ * The caller's thread does not run tasks: it hands them out, collects
+ * results and calls on_done and progress (on that thread, never
+ * concurrently).  A call on the pool made from inside a task runs
+ * serially inside that worker.  Calls from several threads take turns.
+ * crew_join runs fa then fb on the calling thread; crew_submit returns
+ * CREW_ENOTSUP.  crew_resize starts or retires worker processes.
+ * Thread pools and process pools may be used in the same program; inside a
+ * worker process, use only the pool that runs the task (thread pools opened
+ * by the caller have no threads there).
+ */
+#define CREW_PROC_MAX_BYTES ((size_t)16 << 20)
+
+/* ------------------------------------------------------------------------ */
 /* 5. Observability                                                          */
 /* ------------------------------------------------------------------------ */
 
@@ -343,13 +447,26 @@ typedef struct crew_worker_stats {
                             for worker 0: time inside calls.  A thread's
                             figure is brought up to date each time it sleeps;
                             worker 0's at the end of each call */
+    /* Process pools (zero for thread pools).  jobs counts tasks and ranges
+     * run in this slot, busy_ns the time spent running them, sleeps the
+     * times the slot's worker waited for work. */
+    int pid;             /* the worker process in this slot now; 0: none */
+    uint64_t restarts;   /* worker processes of this slot that died and were replaced */
+    uint64_t rss;        /* bytes resident in the worker now (shared pages included) */
+    uint64_t pss;        /* proportional share: shared pages divided among their users */
+    uint64_t uss;        /* bytes only this worker uses (its private pages) */
 } crew_worker_stats;
 
 /*
  * crew_stats -- copy the counters of up to n workers (index 0 is the
  * caller's slot) into out; return how many workers the pool has ever had
  * (which may exceed n).  Counters are read without stopping the pool, so
- * they are a recent picture, not an atomic one.  Thread-safe.
+ * they are a recent picture, not an atomic one.  For a process pool,
+ * index i is worker slot i, and the memory figures are read from
+ * /proc/PID/smaps_rollup during the call (a few milliseconds per worker
+ * for large mappings): the sum of pss over workers shows the data set
+ * counted once, and a growing uss shows copy-on-write copies.
+ * Thread-safe.
  */
 CREW_API size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n);
 
@@ -382,13 +499,16 @@ CREW_API size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n);
  * why ref 0 can mean null): freezing writes there a small description
  * (size, root) so that a process handed only the fd can adopt the arena.
  *
- * Processes.  A process forked after crew_arena_create sees the arena at
- * the same address, sharing its pages (also later writes to bytes that
- * were allocated before the fork).  Only the creating process may allocate
- * and write: a child's allocations would collide with the parent's.  Space
- * the arena grows into after the fork is not mapped in the child, so build
- * first, freeze, then fork.  crew_arena_freeze fails with CREW_EBUSY while
- * a forked child still holds the writable mapping.
+ * Processes.  The workers of a process pool (section 4b) see every open
+ * arena at its address, whenever it was created.  A process you fork
+ * yourself after crew_arena_create sees the arena at the same address,
+ * sharing its pages (also later writes to bytes that were allocated before
+ * the fork).  Only the creating process may allocate: a child's
+ * allocations would collide with the parent's.  Space the arena grows into
+ * after your fork is not mapped in your child, so build first, freeze,
+ * then fork.  crew_arena_freeze fails with CREW_EBUSY while a child you
+ * forked still holds the writable mapping (a process pool's workers do
+ * not count: see section 4b).
  *
  * Limits.  The memfd behind a created arena counts against RLIMIT_FSIZE
  * like any file: growing it past that limit raises SIGXFSZ, which kills

@@ -36,6 +36,20 @@ static inline void crew__futex_wake(_Atomic uint32_t *word, int count)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
 }
 
+/* The same across processes (the word lies in MAP_SHARED memory), with a
+ * timeout in nanoseconds (0: none). */
+static inline void crew__futex_wait_shared(_Atomic uint32_t *word, uint32_t expected,
+                                           uint64_t timeout_ns)
+{
+    struct timespec ts = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, expected, timeout_ns ? &ts : NULL, NULL, 0);
+}
+
+static inline void crew__futex_wake_shared(_Atomic uint32_t *word, int count)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, count, NULL, NULL, 0);
+}
+
 static inline uint64_t crew__now_ns(void)
 {
     struct timespec ts;
@@ -141,7 +155,10 @@ enum {
     SLEEP_PARKED = 3,  /* beyond N: wake me for injector work or a resize */
 };
 
+typedef struct crew__proc crew__proc;
+
 struct crew {
+    crew__proc *proc;              /* non-NULL: a process pool (src/proc/) */
     crew__worker *slots[CREW_MAX_WORKERS];
     _Atomic unsigned started;      /* slots[0..started) exist */
     _Atomic unsigned active;       /* N: workers with id >= N only serve the injector */
@@ -222,6 +239,52 @@ typedef struct crew__sys_table {
 /* Exported (hidden visibility aside) only so that tests linking the static
  * library can replace entries; never changed while a pool is in use. */
 extern crew__sys_table crew__sys;
+
+/* ---- arena/space.c: the address space arenas live in, and the registry
+ * of live arenas that process pools show their workers ------------------- */
+
+/* One arena as a worker must map it: [base, base + len) from fd at
+ * file_off, writable or read-only; data is the arena's byte 0. */
+typedef struct crew__arena_view {
+    uint64_t base, len, file_off, data;
+    uint64_t dev, ino;   /* identify the file behind fd */
+    int fd;              /* in the process that owns the arena */
+    int writable;        /* not frozen: map it shared and writable */
+    int in_space;        /* inside the reserved space (else its own reservation) */
+    int pad;
+} crew__arena_view;
+
+/* Reserve the space (once per process).  0, or CREW_ENOMEM. */
+int crew__space_init(void);
+/* Count open process pools (+1 / -1) and ask whether any is open. */
+void crew__space_pools(int delta);
+int crew__space_has_pools(void);
+/* Address space for an arena: in the space when there is room, else a
+ * reservation of its own.  MAP_FAILED with errno on failure. */
+void *crew__space_reserve(size_t len, int *in_space);
+void crew__space_release(void *addr, size_t len, int in_space);
+int crew__space_contains(uintptr_t addr);
+/* The registry (arena.c and snapshot.c keep it current). */
+void crew__space_add(crew_arena *a);
+void crew__space_remove(crew_arena *a);
+void crew__space_changed(void);
+uint64_t crew__space_generation(void);
+/* Copy up to cap live arenas into out and their generation into *gen;
+ * returns how many are live (which may exceed cap). */
+size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen);
+
+/* ---- src/proc/: process pools, entered from the public calls when
+ * pool->proc is set (declared here so that src/sched/ need not know more) */
+int crew__proc_open(crew **out, const crew_config *cfg, unsigned n);
+void crew__proc_close(crew *pool);
+int crew__proc_resize(crew *pool, unsigned n);
+size_t crew__proc_stats(const crew *pool, crew_worker_stats *out, size_t n);
+int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
+                   const crew_run_opts *opts);
+int crew__proc_for(crew *pool, size_t begin, size_t end, size_t grain, crew_range_fn *body,
+                   void *ctx);
+int crew__proc_reduce(crew *pool, size_t begin, size_t end, size_t grain,
+                      const crew_reducer *r, void *ctx, void *out);
 
 /* ---- cpus.c --------------------------------------------------------------- */
 unsigned crew__cpus_usable(void);

@@ -21,7 +21,8 @@ static const struct {
     CODE(CREW_EFAILED), CODE(CREW_EFULL),    CODE(CREW_EFROZEN),  CODE(CREW_EEMPTY),
     CODE(CREW_ETRUNC),  CODE(CREW_EMAGIC),   CODE(CREW_EVERSION), CODE(CREW_EENDIAN),
     CODE(CREW_EBADSIZE), CODE(CREW_EBADROOT), CODE(CREW_ECHECKSUM), CODE(CREW_ENOTSUP),
-    CODE(CREW_ENOTFROZEN), CODE(CREW_ENOTFILE),
+    CODE(CREW_ENOTFROZEN), CODE(CREW_ENOTFILE), CODE(CREW_ECRASHED), CODE(CREW_EEXITED),
+    CODE(CREW_EREADONLY), CODE(CREW_ELOST),
 };
 
 /* errno-valued CREW_ codes: the name may be "CREW_EINVAL" or "EINVAL". */
@@ -30,7 +31,7 @@ static const struct {
     const char *name;
 } crew_errno[] = {
     CODE(CREW_EINVAL),    CODE(CREW_ENOMEM),    CODE(CREW_EAGAIN), CODE(CREW_ENOENT),
-    CODE(CREW_ETIMEDOUT), CODE(CREW_ECANCELED), CODE(CREW_EBUSY),
+    CODE(CREW_ETIMEDOUT), CODE(CREW_ECANCELED), CODE(CREW_EBUSY), CODE(CREW_E2BIG),
 };
 
 #define N_OWN (sizeof crew_own / sizeof crew_own[0])
@@ -115,7 +116,7 @@ static void test_system_errors(void)
 static void test_unknown(void)
 {
     static const int odd[] = {1, 7, 12345, INT_MAX, INT_MIN, -9999, CREW__EBASE,
-                              -10999, -20000, CREW_ENOTFILE - 1};
+                              -10999, -20000, CREW_ELOST - 1};
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
         const char *s = crew_strerror(odd[i]);
         const char *name = crew_err_name(odd[i]);

@@ -112,14 +112,16 @@ static int readonly_share(int fd, uint64_t off)
     return ok ? MAP_SHARED : MAP_PRIVATE;
 }
 
-void *crew__arena_map_readonly(size_t len, int fd, uint64_t off)
+void *crew__arena_map_readonly(void *at, size_t len, int fd, uint64_t off)
 {
     int share = readonly_share(fd, off);
-    void *p = crew__sys.mmap(NULL, len, PROT_READ, share, fd, (off_t)off);
+    int fixed = at ? MAP_FIXED : 0;
+    void *p = crew__sys.mmap(at, len, PROT_READ, share | fixed, fd, (off_t)off);
     /* An fd the probe did not speak for (say, opened read-write after the
-     * answer was learnt from a read-only one): not fixed, so retrying is safe. */
+     * answer was learnt from a read-only one).  The range is the caller's
+     * (reserved, or not fixed), so trying again there is safe. */
     if (p == MAP_FAILED && errno == EPERM && share == MAP_SHARED)
-        p = crew__sys.mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, (off_t)off);
+        p = crew__sys.mmap(at, len, PROT_READ, MAP_PRIVATE | fixed, fd, (off_t)off);
     return p;
 }
 
@@ -178,8 +180,8 @@ int crew_arena_create(crew_arena **out, size_t capacity)
     int fd = crew__sys.memfd_create("crew-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0)
         return -errno;
-    /* NORESERVE: the reservation is address space only, never committed */
-    void *map = crew__sys.mmap(NULL, cap, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    int in_space;
+    void *map = crew__space_reserve(cap, &in_space);
     if (map == MAP_FAILED) {
         int rc = -errno;
         close(fd);
@@ -187,12 +189,14 @@ int crew_arena_create(crew_arena **out, size_t capacity)
     }
     crew_arena *a = arena_new(fd, map, cap);
     if (!a) {
-        munmap(map, cap);
+        crew__space_release(map, cap, in_space);
         close(fd);
         return CREW_ENOMEM;
     }
+    a->in_space = in_space;
     a->capacity = cap;
     atomic_init(&a->used, CREW_ARENA_PROLOGUE);
+    crew__space_add(a);
     *out = a;
     return 0;
 }
@@ -335,6 +339,13 @@ static int freeze_seal_write(crew_arena *a, size_t have)
         rc = -errno;
     else if (crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_WRITE) != 0)
         rc = -errno;
+    /* The workers of a process pool map unfrozen arenas writable, and the
+     * write seal waits for no mapping.  The future-write seal forbids
+     * every new write and writable mapping from now on while letting
+     * existing mappings be; the workers swap theirs for read-only ones
+     * before their next task (section 4b of crew.h). */
+    if (rc == CREW_EBUSY && crew__space_has_pools())
+        rc = crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0 ? -errno : 0;
     if (rc < 0) {
         /* Undo (also fills a hole a failed swap may have left).  Should
          * this fail too, the arena is readable but no longer writable. */
@@ -345,6 +356,7 @@ static int freeze_seal_write(crew_arena *a, size_t have)
     /* release: everything written before the freeze is visible to whoever
      * sees the arena frozen */
     atomic_store_explicit(&a->frozen, 1, memory_order_release);
+    crew__space_changed();
     return 0;
 }
 
@@ -410,17 +422,21 @@ int crew_arena_freeze(crew_arena *a)
 }
 
 int crew__arena_adopt(crew_arena **out, int fd, unsigned char *map, size_t map_len,
-                      size_t data_skip, uint64_t size, crew_ref root)
+                      uint64_t map_off, int in_space, size_t data_skip, uint64_t size,
+                      crew_ref root)
 {
     crew_arena *a = arena_new(fd, map, map_len);
     if (!a)
         return CREW_ENOMEM;
+    a->map_off = map_off;
+    a->in_space = in_space;
     a->base = map + data_skip;
     a->capacity = (size_t)size;
     atomic_init(&a->used, (size_t)size);
     atomic_init(&a->root, root);
     atomic_init(&a->frozen, 1);
     a->sealed = 1;
+    crew__space_add(a);
     *out = a;
     return 0;
 }
@@ -454,7 +470,8 @@ void crew_arena_close(crew_arena *a)
 {
     if (!a)
         return;
-    munmap(a->map, a->map_len);
+    crew__space_remove(a);
+    crew__space_release(a->map, a->map_len, a->in_space);
     close(a->fd);
     pthread_mutex_destroy(&a->grow_lock);
     free(a);

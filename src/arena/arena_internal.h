@@ -29,6 +29,9 @@ struct crew_arena {
     _Atomic int frozen;         /* 1 once write-sealed (or opened): never writable again */
     int sealed;                 /* all freeze steps done (under grow_lock) */
     int fd;                     /* memfd, or the snapshot file */
+    uint64_t map_off;           /* file offset mapped at `map` (snapshots) */
+    int in_space;               /* `map` lies in the process pools' space (space.c) */
+    crew_arena *reg_prev, *reg_next; /* the registry of live arenas (space.c) */
     pthread_mutex_t grow_lock;  /* serializes growth and freeze */
 };
 
@@ -91,13 +94,14 @@ typedef struct crew__snap_info {
 size_t crew__arena_page(void);
 
 /*
- * Map [off, off + len) of fd read-only, anywhere.  Uses MAP_SHARED, or
+ * Map [off, off + len) of fd read-only, at `at` (MAP_FIXED over a range
+ * the caller reserved) or, with at NULL, anywhere.  Uses MAP_SHARED, or
  * MAP_PRIVATE where the kernel refuses shared read-only mappings of a
  * write-sealed memfd, or when the environment variable
  * CREW_ARENA_MAP_PRIVATE=1 forces that fallback (for tests; read once per
  * process).  Returns the address or MAP_FAILED with errno set.
  */
-void *crew__arena_map_readonly(size_t len, int fd, uint64_t off);
+void *crew__arena_map_readonly(void *at, size_t len, int fd, uint64_t off);
 
 /* A root is 0 or a ref to a byte in use past the prologue. */
 static inline int crew__arena_root_valid(uint64_t root, uint64_t size)
@@ -107,7 +111,8 @@ static inline int crew__arena_root_valid(uint64_t root, uint64_t size)
 
 /* A new arena object around a read-only mapping (used by snapshot.c). */
 int crew__arena_adopt(crew_arena **out, int fd, unsigned char *map, size_t map_len,
-                      size_t data_skip, uint64_t size, crew_ref root);
+                      uint64_t map_off, int in_space, size_t data_skip, uint64_t size,
+                      crew_ref root);
 
 /* Fill a prologue for `size` bytes in use and `root`. */
 void crew__arena_prologue(struct crew__prologue *p, uint64_t size, crew_ref root);

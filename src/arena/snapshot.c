@@ -353,7 +353,7 @@ static int memfd_state(int fd)
     int seals = fcntl(fd, F_GET_SEALS);
     if (seals < 0)
         return 0;
-    if ((seals & (F_SEAL_WRITE | F_SEAL_SHRINK)) == (F_SEAL_WRITE | F_SEAL_SHRINK))
+    if ((seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)) && (seals & F_SEAL_SHRINK))
         return 1;
     return (seals & F_SEAL_SEAL) ? 0 : CREW_ENOTFROZEN;
 }
@@ -372,7 +372,7 @@ static int classify(int fd, unsigned char *buf, size_t *len, uint64_t *file_size
     /* A memfd that may still be written (sealable, no write seal) is an
      * arena nobody froze yet, whatever its first bytes say. */
     int seals = fcntl(fd, F_GET_SEALS);
-    if (seals >= 0 && !(seals & (F_SEAL_SEAL | F_SEAL_WRITE)))
+    if (seals >= 0 && !(seals & (F_SEAL_SEAL | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
         return CREW_ENOTFROZEN;
     *file_size = (uint64_t)st.st_size;
     if (*file_size == 0)
@@ -412,18 +412,23 @@ static int open_owned(crew_arena **out, int fd, unsigned flags)
         return CREW_ENOMEM;
     }
     size_t map_len = skip + (size_t)info.data_size;
-    unsigned char *map = crew__arena_map_readonly(map_len, fd, map_off);
+    int in_space;
+    unsigned char *at = crew__space_reserve(map_len, &in_space);
+    unsigned char *map = at == MAP_FAILED ? at : crew__arena_map_readonly(at, map_len, fd, map_off);
     if (map == MAP_FAILED) {
         rc = -errno;
+        if (at != MAP_FAILED)
+            crew__space_release(at, map_len, in_space);
         close(fd);
         return rc;
     }
     if ((flags & CREW_ARENA_VERIFY) && !is_memfd)
         rc = verify(fd, buf, info.data_offset, info.data_size, info.checksum);
     if (rc == 0)
-        rc = crew__arena_adopt(out, fd, map, map_len, skip, info.data_size, info.root);
+        rc = crew__arena_adopt(out, fd, map, map_len, map_off, in_space, skip, info.data_size,
+                               info.root);
     if (rc < 0) {
-        munmap(map, map_len);
+        crew__space_release(map, map_len, in_space);
         close(fd);
     }
     return rc;

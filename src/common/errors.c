@@ -30,13 +30,18 @@ static const struct {
     {CREW_ENOTSUP, "CREW_ENOTSUP", "not supported by this build or kernel"},
     {CREW_ENOTFROZEN, "CREW_ENOTFROZEN", "the arena is not frozen yet: freeze it before handing it to another process"},
     {CREW_ENOTFILE, "CREW_ENOTFILE", "not a regular file: an arena is opened from a snapshot file or a memfd, not a device, FIFO or socket"},
+    {CREW_ECRASHED, "CREW_ECRASHED", "the task's worker process died by a signal (the task's detail holds it)"},
+    {CREW_EEXITED, "CREW_EEXITED", "the task called exit (the task's detail holds the exit code)"},
+    {CREW_EREADONLY, "CREW_EREADONLY", "the task wrote to read-only shared data (a frozen or opened arena)"},
+    {CREW_ELOST, "CREW_ELOST", "the pool's worker processes are gone: its supervisor died or workers could not be kept running"},
     /* errno-valued codes whose meaning inside crew deserves a better text */
     {CREW_EINVAL, "CREW_EINVAL", "invalid argument"},
     {CREW_ENOMEM, "CREW_ENOMEM", "out of memory"},
     {CREW_EAGAIN, "CREW_EAGAIN", "resource temporarily unavailable (could not start a thread)"},
     {CREW_ENOENT, "CREW_ENOENT", "no such file or directory"},
     {CREW_EBUSY, "CREW_EBUSY", "busy: for an arena, a forked process still maps it writable"},
-    {CREW_ETIMEDOUT, "CREW_ETIMEDOUT", "timed out"},
+    {CREW_ETIMEDOUT, "CREW_ETIMEDOUT", "timed out: the task ran longer than task_timeout and was killed"},
+    {CREW_E2BIG, "CREW_E2BIG", "a task's argument and result are too large for a process pool (put them in an arena)"},
     {CREW_ECANCELED, "CREW_ECANCELED", "the task was cancelled before it ran"},
 };
 

@@ -194,6 +194,8 @@ int crew_for(crew *pool, size_t begin, size_t end, size_t grain, crew_range_fn *
         return CREW_EINVAL;
     if (begin == end)
         return 0;
+    if (pool->proc)
+        return crew__proc_for(pool, begin, end, grain, body, ctx);
     for_state st = {.body = body, .ctx = ctx, .begin = begin, .grain = grain, .batch = 1};
     for_start(pool, &st, begin, end, NULL);
     return 0;
@@ -205,6 +207,8 @@ int crew_reduce(crew *pool, size_t begin, size_t end, size_t grain, const crew_r
     if (!pool || !r || !out || !r->init || !r->body || !r->combine || r->size == 0 ||
         r->size > SIZE_MAX - CREW_CACHE_LINE || begin > end)
         return CREW_EINVAL;
+    if (pool->proc)
+        return crew__proc_reduce(pool, begin, end, grain, r, ctx, out);
     /* The caller's accumulator may be unaligned; fold into an aligned one. */
     size_t size = (r->size + CREW_CACHE_LINE - 1) / CREW_CACHE_LINE * CREW_CACHE_LINE;
     void *acc = crew__sys.aligned_alloc(CREW_CACHE_LINE, size);

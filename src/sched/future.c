@@ -113,6 +113,8 @@ int crew_submit(crew *pool, const void *shared, crew_task *task, crew_future **o
 {
     if (!pool || !task || !task->fn || !out)
         return CREW_EINVAL;
+    if (pool->proc)
+        return CREW_ENOTSUP;
     crew_future *f = crew__sys.malloc(sizeof *f);
     if (!f)
         return CREW_ENOMEM;

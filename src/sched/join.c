@@ -66,7 +66,7 @@ static void join_entry(crew__worker *w, void *arg)
 
 void crew_join(crew *pool, crew_fn *fa, void *a, crew_fn *fb, void *b)
 {
-    if (!fa || !fb || !pool || crew__pool_active(pool) < 2) {
+    if (!fa || !fb || !pool || pool->proc || crew__pool_active(pool) < 2) {
         if (fa)
             fa(a);
         if (fb)

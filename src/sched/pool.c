@@ -9,6 +9,7 @@
  *
  * Lock order: resize_lock, then inj_lock.  caller_lock is independent.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,7 +120,14 @@ int crew_open(crew **out, const crew_config *cfg)
     if (cfg->workers > CREW_MAX_WORKERS ||
         (cfg->stack_size && (cfg->stack_size < CREW_MIN_STACK || cfg->stack_size > CREW_MAX_STACK)))
         return CREW_EINVAL;
+    bool procs = cfg->isolation == CREW_PROCESSES;
+    if ((cfg->isolation != CREW_THREADS && !procs) || !(cfg->task_timeout >= 0) ||
+        isinf(cfg->task_timeout) || cfg->task_timeout > 1e9 ||
+        (!procs && (cfg->task_timeout != 0 || cfg->task_memory_limit || cfg->retries)))
+        return CREW_EINVAL;
     unsigned n = cfg->workers ? cfg->workers : crew__cpus_usable();
+    if (procs)
+        return crew__proc_open(out, cfg, n);
 
     crew *pool = crew__sys.calloc(1, sizeof *pool);
     if (!pool)
@@ -157,6 +165,10 @@ void crew_close(crew *pool)
 {
     if (!pool)
         return;
+    if (pool->proc) {
+        crew__proc_close(pool);
+        return;
+    }
     /* Futures run from the injector; let them finish first. */
     crew__latch_wait_outside(&pool->futures);
     pool_free(pool);
@@ -171,6 +183,8 @@ int crew_resize(crew *pool, unsigned n)
 {
     if (!pool || n == 0 || n > CREW_MAX_WORKERS)
         return CREW_EINVAL;
+    if (pool->proc)
+        return crew__proc_resize(pool, n);
     pthread_mutex_lock(&pool->resize_lock);
     int rc = start_workers(pool, n);
     if (rc == 0)
@@ -186,6 +200,8 @@ size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n)
 {
     if (!pool)
         return 0;
+    if (pool->proc)
+        return crew__proc_stats(pool, out, n);
     unsigned have = atomic_load_explicit(&((crew *)pool)->started, memory_order_acquire);
     for (size_t i = 0; i < n && i < have; i++) {
         crew__worker *w = pool->slots[i];
@@ -193,6 +209,8 @@ size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n)
         out[i].steals = atomic_load_explicit(&w->steals, memory_order_relaxed);
         out[i].sleeps = atomic_load_explicit(&w->sleeps, memory_order_relaxed);
         out[i].busy_ns = atomic_load_explicit(&w->busy_ns, memory_order_relaxed);
+        out[i].pid = 0;
+        out[i].restarts = out[i].rss = out[i].pss = out[i].uss = 0;
     }
     return have;
 }

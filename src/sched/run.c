@@ -55,9 +55,14 @@ static void run_one(crew__worker *w, run_state *st, size_t i)
     crew_task *t = &st->tasks[i];
     const crew_run_opts *o = st->opts;
     /* relaxed: stopping is best effort; a task that already started ends. */
+    t->detail = 0;
+    t->fault_addr = 0;
+    t->fault_offset = 0;
+    t->runs = 0;
     if (atomic_load_explicit(&st->stop, memory_order_relaxed)) {
         t->status = CREW_ECANCELED;
     } else {
+        t->runs = 1;
         uint64_t t0 = w->pool->tracing ? crew__now_ns() : 0;
         int rc = t->fn(st->shared, t->arg, t->result);
         t->status = rc < 0 ? CREW_EINVAL : rc; /* negative is reserved for crew */
@@ -124,6 +129,8 @@ int crew_run(crew *pool, const void *shared, crew_task *tasks, size_t n, const c
     for (size_t i = 0; i < n; i++)
         if (!tasks[i].fn)
             return CREW_EINVAL;
+    if (pool->proc)
+        return crew__proc_run(pool, shared, tasks, n, opts);
     if (n == 0) {
         if (opts && opts->progress)
             opts->progress(opts->ctx, 0, 0, 0);

@@ -1,0 +1,238 @@
+/*
+ * space.c -- where arenas live, so that worker processes can map them too.
+ *
+ * A process pool forks its workers once, at crew_open, yet they must see
+ * every arena at the same address, also one created later.  An address the
+ * caller picks after the fork may be taken in a worker (by the worker's own
+ * malloc, say).  So the first process pool reserves one large range of
+ * address space -- inaccessible, costing nothing but one kernel mapping
+ * entry -- before it forks, and every arena created or opened afterwards is
+ * placed inside it.  The same range is reserved, hence free, in every
+ * worker, which can map the arena there with MAP_FIXED without clobbering
+ * anything.  Arenas from before the first process pool keep their own
+ * reservations, which the workers inherit.
+ *
+ * The registry lists the live arenas.  Its generation number changes when
+ * one is added, frozen or removed; a process pool copies the list into
+ * shared memory for its workers when the number has moved.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include "arena/arena_internal.h"
+
+/* Free ranges of the reserved space, sorted by address, never adjacent. */
+typedef struct range {
+    uintptr_t base;
+    size_t len;
+} range;
+
+#define SPACE_ALIGN ((size_t)2 << 20) /* arenas start on 2 MiB: huge-page friendly */
+#define SPACE_MAX ((size_t)16 << 40)
+#define SPACE_MIN ((size_t)64 << 30)
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static uintptr_t space_lo, space_hi; /* the reserved range; 0, 0 before init */
+static range *free_ranges;
+static size_t n_free, cap_free;
+static crew_arena *live;             /* registry: doubly linked through arena->reg_* */
+static _Atomic uint64_t generation = 1;
+static _Atomic int pools;            /* open process pools */
+
+static size_t align_up(size_t n, size_t to)
+{
+    return (n + to - 1) & ~(to - 1);
+}
+
+int crew__space_init(void)
+{
+    int rc = 0;
+    pthread_mutex_lock(&lock);
+    if (space_lo == 0) {
+        /* As large as the system lets us (ASan and small address spaces
+         * take less); address space only: NORESERVE and PROT_NONE. */
+        void *p = MAP_FAILED;
+        size_t len = SPACE_MAX;
+        for (; len >= SPACE_MIN; len >>= 1) {
+            p = crew__sys.mmap(NULL, len + SPACE_ALIGN, PROT_NONE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (p != MAP_FAILED)
+                break;
+        }
+        range *r = p == MAP_FAILED ? NULL : malloc(16 * sizeof *r);
+        if (p == MAP_FAILED) {
+            rc = CREW_ENOMEM;
+        } else if (!r) {
+            munmap(p, len + SPACE_ALIGN);
+            rc = CREW_ENOMEM;
+        } else {
+            uintptr_t lo = align_up((uintptr_t)p, SPACE_ALIGN);
+            free_ranges = r;
+            cap_free = 16;
+            free_ranges[0] = (range){lo, len};
+            n_free = 1;
+            space_lo = lo;
+            space_hi = lo + len;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return rc;
+}
+
+void crew__space_pools(int delta)
+{
+    atomic_fetch_add_explicit(&pools, delta, memory_order_seq_cst);
+}
+
+int crew__space_has_pools(void)
+{
+    return atomic_load_explicit(&pools, memory_order_seq_cst) > 0;
+}
+
+void *crew__space_reserve(size_t len, int *in_space)
+{
+    *in_space = 0;
+    pthread_mutex_lock(&lock);
+    size_t want = align_up(len, SPACE_ALIGN);
+    for (size_t i = 0; space_lo && i < n_free && want >= len; i++) {
+        if (free_ranges[i].len < want)
+            continue;
+        uintptr_t at = free_ranges[i].base;
+        free_ranges[i].base += want;
+        free_ranges[i].len -= want;
+        if (free_ranges[i].len == 0) {
+            memmove(&free_ranges[i], &free_ranges[i + 1], (n_free - i - 1) * sizeof *free_ranges);
+            n_free--;
+        }
+        pthread_mutex_unlock(&lock);
+        *in_space = 1;
+        return (void *)at;
+    }
+    pthread_mutex_unlock(&lock);
+    /* No space (none reserved, or full): a reservation of its own, which
+     * workers forked later cannot count on (section 4b). */
+    return crew__sys.mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                          -1, 0);
+}
+
+/* Give [base, base + len) back to the free list (lock held).  false: no
+ * memory for one more entry; the range is then lost to reuse, not unsafe. */
+static bool free_insert(uintptr_t base, size_t len)
+{
+    size_t i = 0;
+    while (i < n_free && free_ranges[i].base < base)
+        i++;
+    bool join_prev = i > 0 && free_ranges[i - 1].base + free_ranges[i - 1].len == base;
+    bool join_next = i < n_free && base + len == free_ranges[i].base;
+    if (join_prev && join_next) {
+        free_ranges[i - 1].len += len + free_ranges[i].len;
+        memmove(&free_ranges[i], &free_ranges[i + 1], (n_free - i - 1) * sizeof *free_ranges);
+        n_free--;
+    } else if (join_prev) {
+        free_ranges[i - 1].len += len;
+    } else if (join_next) {
+        free_ranges[i].base = base;
+        free_ranges[i].len += len;
+    } else {
+        if (n_free == cap_free) {
+            range *r = realloc(free_ranges, 2 * cap_free * sizeof *r);
+            if (!r)
+                return false;
+            free_ranges = r;
+            cap_free *= 2;
+        }
+        memmove(&free_ranges[i + 1], &free_ranges[i], (n_free - i) * sizeof *free_ranges);
+        free_ranges[i] = (range){base, len};
+        n_free++;
+    }
+    return true;
+}
+
+void crew__space_release(void *addr, size_t len, int in_space)
+{
+    if (!in_space) {
+        munmap(addr, len);
+        return;
+    }
+    size_t want = align_up(len, SPACE_ALIGN);
+    /* Back to an inaccessible reservation: the range must stay ours. */
+    if (crew__sys.mmap(addr, want, PROT_NONE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+        return; /* still mapped to the old memfd: never hand it out again */
+    pthread_mutex_lock(&lock);
+    (void)free_insert((uintptr_t)addr, want);
+    pthread_mutex_unlock(&lock);
+}
+
+/* ---- the registry --------------------------------------------------------- */
+
+void crew__space_add(crew_arena *a)
+{
+    pthread_mutex_lock(&lock);
+    a->reg_prev = NULL;
+    a->reg_next = live;
+    if (live)
+        live->reg_prev = a;
+    live = a;
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+    pthread_mutex_unlock(&lock);
+}
+
+void crew__space_remove(crew_arena *a)
+{
+    pthread_mutex_lock(&lock);
+    if (a->reg_prev)
+        a->reg_prev->reg_next = a->reg_next;
+    else
+        live = a->reg_next;
+    if (a->reg_next)
+        a->reg_next->reg_prev = a->reg_prev;
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+    pthread_mutex_unlock(&lock);
+}
+
+void crew__space_changed(void)
+{
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+}
+
+uint64_t crew__space_generation(void)
+{
+    return atomic_load_explicit(&generation, memory_order_acquire);
+}
+
+size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&lock);
+    *gen = atomic_load_explicit(&generation, memory_order_relaxed);
+    for (crew_arena *a = live; a; a = a->reg_next, n++) {
+        if (n >= cap)
+            continue;
+        crew__arena_view *v = &out[n];
+        struct stat st;
+        memset(v, 0, sizeof *v);
+        v->base = (uintptr_t)a->map;
+        v->len = a->map_len;
+        v->file_off = a->map_off;
+        v->data = (uintptr_t)a->base;
+        v->fd = a->fd;
+        v->in_space = a->in_space;
+        /* acquire: pairs with freeze's release of `frozen` */
+        v->writable = !atomic_load_explicit(&a->frozen, memory_order_acquire);
+        if (fstat(a->fd, &st) == 0) {
+            v->dev = (uint64_t)st.st_dev;
+            v->ino = (uint64_t)st.st_ino;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+int crew__space_contains(uintptr_t addr)
+{
+    return addr >= space_lo && addr < space_hi;
+}

@@ -1,0 +1,619 @@
+/*
+ * dispatch.c -- crew_run, crew_for and crew_reduce on a process pool: the
+ * caller's side.
+ *
+ * The caller turns the work into items (a task, or a range of the loop),
+ * writes them as descriptors into the shared ring -- arguments copied into
+ * the byte area, room set aside for results -- and sleeps.  Workers wake
+ * it when the ring runs dry, when something failed, and every 64
+ * finished descriptors; it also wakes every 10 ms for progress.  Each
+ * time it collects finished descriptors (copying results out, calling
+ * on_done), frees the oldest ones, and refills the ring.  An item whose
+ * descriptor was abandoned by a dying worker, or that crashed or timed out
+ * with retries left, is written again.
+ *
+ * The ring holds at most PROC_RING descriptors and PROC_BYTES bytes, so
+ * memory stays bounded for any number of tasks, and a slow task only holds
+ * back the freeing, not the running, of the ones after it.
+ */
+#include <math.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proc/proc_internal.h"
+
+#define WAIT_NS 10000000u         /* the caller's longest sleep */
+#define PROGRESS_NS 100000000u    /* at most ten progress calls a second */
+#define ALIGN 16u
+
+typedef struct call {
+    crew__proc *p;
+    proc_shared *h;
+    int kind;
+    size_t n;                     /* items */
+    /* CALL_RUN */
+    crew_task *tasks;
+    const crew_run_opts *opts;
+    /* CALL_FOR and CALL_REDUCE */
+    size_t begin, end, grain;
+    size_t *bounds;               /* grain 0: item k is [bounds[k], bounds[k+1]) */
+    crew_range_fn *body;          /* CALL_FOR */
+    unsigned *runs;               /* starts per range */
+    const crew_reducer *r;
+    size_t acc_size;              /* r->size rounded up */
+    unsigned char *accs;          /* [n][acc_size]: each range's accumulator */
+    void *ctx;
+    /* progress of the call */
+    size_t next;                  /* items handed out for the first time */
+    size_t *again;                /* items to hand out again */
+    size_t n_again, cap_again;
+    size_t finished, failed;
+    int error;                    /* CALL_FOR/REDUCE: the first failure */
+    bool stopped;
+    uint64_t last_progress;
+} call;
+
+static size_t round_up(size_t n, size_t to)
+{
+    return (n + to - 1) & ~(to - 1);
+}
+
+static bool retryable(int status)
+{
+    return status == CREW_ECRASHED || status == CREW_ETIMEDOUT;
+}
+
+/* ---- the byte area: a FIFO of the descriptors' bytes --------------------- */
+
+static bool bytes_alloc(crew__proc *p, size_t need, bool empty, size_t *off)
+{
+    if (empty)
+        p->byte_head = p->byte_tail = 0;
+    size_t h = p->byte_head, t = p->byte_tail;
+    if (need == 0) {
+        *off = h;
+        return true;
+    }
+    if (h >= t) { /* in use: [t, h) */
+        if (PROC_BYTES - h >= need) {
+            *off = h;
+            p->byte_head = h + need;
+            return true;
+        }
+        if (t > need) { /* wrap; strictly: head must not catch up with tail */
+            *off = 0;
+            p->byte_head = need;
+            return true;
+        }
+        return false;
+    }
+    if (t - h > need) { /* wrapped: free is [h, t) */
+        *off = h;
+        p->byte_head = h + need;
+        return true;
+    }
+    return false;
+}
+
+/* ---- items ------------------------------------------------------------------ */
+
+static void item_range(const call *c, size_t k, size_t *lo, size_t *hi)
+{
+    if (c->bounds) {
+        *lo = c->bounds[k];
+        *hi = c->bounds[k + 1];
+    } else {
+        *lo = c->begin + k * c->grain;
+        *hi = c->end - *lo > c->grain ? *lo + c->grain : c->end;
+    }
+}
+
+/* Write item k into the ring.  false: the ring or the byte area is full. */
+static bool produce(call *c, size_t k)
+{
+    crew__proc *p = c->p;
+    proc_shared *h = c->h;
+    uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+    if (head - tail >= PROC_RING)
+        return false;
+    size_t arg_size = 0, res_size = 0;
+    if (c->kind == CALL_RUN) {
+        arg_size = c->tasks[k].arg_size;
+        res_size = c->tasks[k].result_size;
+    } else if (c->kind == CALL_REDUCE) {
+        res_size = c->acc_size;
+    }
+    size_t arg_room = round_up(arg_size, ALIGN);
+    size_t res_room = round_up(res_size, c->kind == CALL_REDUCE ? CREW_CACHE_LINE : ALIGN);
+    size_t off;
+    if (!bytes_alloc(p, arg_room + res_room, head == tail, &off))
+        return false;
+    if (c->kind == CALL_REDUCE && (off & (CREW_CACHE_LINE - 1))) {
+        /* keep accumulators 64-byte aligned, as thread pools do */
+        size_t pad = CREW_CACHE_LINE - (off & (CREW_CACHE_LINE - 1));
+        p->byte_head -= arg_room + res_room;
+        if (!bytes_alloc(p, pad + res_room, head == tail, &off))
+            return false;
+        off += pad;
+    }
+    proc_desc *d = &c->p->m.ring[head % PROC_RING];
+    unsigned char *bytes = p->m.bytes;
+    d->seq = head;
+    d->item = k;
+    d->status = d->detail = 0;
+    d->started = 0;
+    d->fault_addr = d->fault_off = 0;
+    d->res = (uintptr_t)(bytes + off + arg_room);
+    d->res_size = res_size;
+    if (c->kind == CALL_RUN) {
+        const crew_task *t = &c->tasks[k];
+        d->fn = t->fn;
+        if (arg_size) {
+            memcpy(bytes + off, t->arg, arg_size);
+            d->arg = (uintptr_t)(bytes + off);
+        } else {
+            d->arg = (uintptr_t)t->arg;
+        }
+        if (res_size)
+            memset(bytes + off + arg_room, 0, res_size);
+    } else {
+        size_t lo, hi;
+        item_range(c, k, &lo, &hi);
+        d->lo = lo;
+        d->hi = hi;
+    }
+    p->byte_end[head % PROC_RING] = p->byte_head;
+    /* release: the descriptor is complete before a worker can claim it */
+    atomic_store_explicit(&d->state, D_READY, memory_order_release);
+    atomic_store_explicit(&h->head, head + 1, memory_order_seq_cst);
+    return true;
+}
+
+static bool hand_again(call *c, size_t k)
+{
+    if (c->n_again == c->cap_again) {
+        size_t cap = c->cap_again ? 2 * c->cap_again : 64;
+        size_t *a = realloc(c->again, cap * sizeof *a);
+        if (!a)
+            return false;
+        c->again = a;
+        c->cap_again = cap;
+    }
+    c->again[c->n_again++] = k;
+    return true;
+}
+
+/* Fill the ring with what is left to hand out.  Returns how many. */
+static size_t refill(call *c)
+{
+    size_t made = 0;
+    while (!c->stopped) {
+        if (c->n_again) {
+            if (!produce(c, c->again[c->n_again - 1]))
+                break;
+            c->n_again--;
+        } else if (c->next < c->n) {
+            if (!produce(c, c->next))
+                break;
+            c->next++;
+        } else {
+            break;
+        }
+        made++;
+    }
+    if (made && atomic_load_explicit(&c->h->idle, memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&c->h->work_word, 1, memory_order_seq_cst);
+        crew__futex_wake_shared(&c->h->work_word, INT32_MAX);
+    }
+    return made;
+}
+
+/* ---- results ---------------------------------------------------------------- */
+
+static void stop(call *c)
+{
+    c->stopped = true;
+    atomic_store_explicit(&c->h->stop, 1, memory_order_release);
+}
+
+/* Item k is final with this status (tasks: already written). */
+static void finish(call *c, size_t k, int status)
+{
+    c->finished++;
+    if (status != 0) {
+        c->failed++;
+        if (c->kind != CALL_RUN) {
+            if (!c->error && status != CREW_ECANCELED)
+                c->error = status;
+            stop(c);
+        } else if (c->opts->stop_on_error) {
+            stop(c);
+        }
+    }
+    if (c->kind == CALL_RUN && c->opts->on_done)
+        c->opts->on_done(c->opts->ctx, k);
+}
+
+static void settle_task(call *c, const proc_desc *d)
+{
+    crew_task *t = &c->tasks[d->item];
+    if (d->started)
+        t->runs++;
+    int status = d->status;
+    if (retryable(status) && t->runs <= c->p->retries && !c->stopped && hand_again(c, d->item))
+        return;
+    t->status = status;
+    t->detail = d->detail;
+    t->fault_addr = (uintptr_t)d->fault_addr;
+    t->fault_offset = d->fault_off;
+    if (status >= 0 && t->result_size)
+        memcpy(t->result, (const void *)(uintptr_t)d->res, t->result_size);
+    finish(c, d->item, status);
+}
+
+static void settle_range(call *c, const proc_desc *d)
+{
+    size_t k = d->item;
+    if (d->started)
+        c->runs[k]++;
+    int status = d->status;
+    if (retryable(status) && c->runs[k] <= c->p->retries && !c->stopped && hand_again(c, k))
+        return;
+    if (status == 0 && c->kind == CALL_REDUCE)
+        memcpy(c->accs + k * c->acc_size, (const void *)(uintptr_t)d->res, c->r->size);
+    finish(c, k, status);
+}
+
+/* Collect finished descriptors, free the oldest, return how many settled. */
+static size_t collect(call *c)
+{
+    crew__proc *p = c->p;
+    proc_shared *h = c->h;
+    uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+    size_t settled = 0;
+    for (uint64_t s = tail; s < head; s++) {
+        proc_desc *d = &p->m.ring[s % PROC_RING];
+        /* acquire: pairs with the release that made it DONE or ABANDONED */
+        uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
+        if (st == D_ABANDONED) {
+            if (!hand_again(c, d->item))
+                finish(c, d->item, CREW_ENOMEM);
+        } else if (st == D_DONE) {
+            if (c->kind == CALL_RUN)
+                settle_task(c, d);
+            else
+                settle_range(c, d);
+        } else {
+            continue;
+        }
+        atomic_store_explicit(&d->state, D_FREE, memory_order_relaxed);
+        settled++;
+    }
+    /* Free in order, so the byte area stays a FIFO. */
+    while (tail < head &&
+           atomic_load_explicit(&p->m.ring[tail % PROC_RING].state, memory_order_relaxed) ==
+               D_FREE) {
+        p->byte_tail = p->byte_end[tail % PROC_RING];
+        tail++;
+    }
+    /* release: the supervisor reads descriptors from tail on */
+    atomic_store_explicit(&h->tail, tail, memory_order_release);
+    return settled;
+}
+
+static void progress(call *c, bool final)
+{
+    if (c->kind != CALL_RUN || !c->opts->progress)
+        return;
+    uint64_t now = crew__now_ns();
+    if (!final && now - c->last_progress < PROGRESS_NS)
+        return;
+    if (!final && c->finished >= c->n)
+        return;
+    c->last_progress = now;
+    c->opts->progress(c->opts->ctx, final ? c->n : c->finished, c->n, c->failed);
+}
+
+static bool supervisor_alive(crew__proc *p)
+{
+    if (atomic_load_explicit(&p->m.hdr->lost, memory_order_acquire))
+        return false;
+    struct pollfd pf = {.fd = p->supervisor_fd, .events = POLLIN};
+    if (p->supervisor_fd >= 0 && poll(&pf, 1, 0) == 1) {
+        atomic_store(&p->m.hdr->lost, 1);
+        return false;
+    }
+    return true;
+}
+
+/* The pool is lost: every item not final gets CREW_ELOST. */
+static void give_up(call *c)
+{
+    proc_shared *h = c->h;
+    uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
+    for (uint64_t s = tail; s < head; s++) {
+        proc_desc *d = &c->p->m.ring[s % PROC_RING];
+        if (atomic_load_explicit(&d->state, memory_order_acquire) == D_FREE)
+            continue;
+        atomic_store(&d->state, D_FREE);
+        if (!hand_again(c, d->item))
+            finish(c, d->item, CREW_ELOST);
+    }
+    atomic_store(&h->tail, head);
+    atomic_store(&h->claim, head);
+    c->p->byte_head = c->p->byte_tail = 0;
+    while (c->n_again || c->next < c->n) {
+        size_t k = c->n_again ? c->again[--c->n_again] : c->next++;
+        if (c->kind == CALL_RUN)
+            c->tasks[k].status = CREW_ELOST;
+        finish(c, k, CREW_ELOST);
+    }
+}
+
+/* After a stop: whatever was never handed out is cancelled. */
+static void cancel_rest(call *c)
+{
+    while (c->n_again || c->next < c->n) {
+        size_t k = c->n_again ? c->again[--c->n_again] : c->next++;
+        if (c->kind == CALL_RUN)
+            c->tasks[k].status = CREW_ECANCELED;
+        finish(c, k, CREW_ECANCELED);
+    }
+}
+
+static _Thread_local char caller_token;
+
+/* Run the call to its end.  0, or CREW_ELOST. */
+static int drive(crew *pool, call *c)
+{
+    crew__proc *p = pool->proc;
+    proc_shared *h = p->m.hdr;
+    c->p = p;
+    c->h = h;
+    c->last_progress = crew__now_ns();
+    if (!supervisor_alive(p)) {
+        give_up(c);
+        return CREW_ELOST;
+    }
+    int rc = crew__proc_publish_arenas(p);
+    if (rc < 0)
+        return rc;
+    atomic_store_explicit(&h->stop, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->in_call, 1, memory_order_seq_cst);
+    if (h->timeout_ns || h->mem_limit_pages)
+        crew__proc_poke(p);
+    for (;;) {
+        uint32_t seen = atomic_load_explicit(&h->done_word, memory_order_seq_cst);
+        collect(c);
+        if (c->stopped)
+            cancel_rest(c);
+        refill(c);
+        uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+        if (c->finished == c->n && head == atomic_load_explicit(&h->tail, memory_order_relaxed))
+            break;
+        progress(c, false);
+        atomic_store_explicit(&h->caller_waiting, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&h->done_word, memory_order_seq_cst) == seen)
+            crew__futex_wait_shared(&h->done_word, seen, WAIT_NS);
+        atomic_store_explicit(&h->caller_waiting, 0, memory_order_relaxed);
+        if (!supervisor_alive(p)) {
+            give_up(c);
+            rc = CREW_ELOST;
+            break;
+        }
+    }
+    atomic_store_explicit(&h->in_call, 0, memory_order_relaxed);
+    progress(c, true);
+    return rc;
+}
+
+/* Take the pool for one call; CREW_EBUSY when this thread already has it. */
+static int enter(crew__proc *p)
+{
+    if (atomic_load_explicit(&p->call_owner, memory_order_relaxed) == &caller_token)
+        return CREW_EBUSY;
+    pthread_mutex_lock(&p->call_lock);
+    atomic_store_explicit(&p->call_owner, &caller_token, memory_order_relaxed);
+    return 0;
+}
+
+static void leave(crew__proc *p)
+{
+    atomic_store_explicit(&p->call_owner, NULL, memory_order_relaxed);
+    pthread_mutex_unlock(&p->call_lock);
+}
+
+static bool inside_worker(const crew *pool)
+{
+    return crew__proc_self && crew__proc_self->hdr == pool->proc->m.hdr;
+}
+
+/* ---- the three calls ---------------------------------------------------------- */
+
+int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
+                   const crew_run_opts *opts)
+{
+    static const crew_run_opts no_opts;
+    if (!opts)
+        opts = &no_opts;
+    for (size_t i = 0; i < n; i++)
+        if (tasks[i].arg_size > CREW_PROC_MAX_BYTES ||
+            tasks[i].result_size > CREW_PROC_MAX_BYTES - tasks[i].arg_size ||
+            (tasks[i].arg_size && !tasks[i].arg) || (tasks[i].result_size && !tasks[i].result))
+            return tasks[i].arg_size > CREW_PROC_MAX_BYTES ||
+                           tasks[i].result_size > CREW_PROC_MAX_BYTES - tasks[i].arg_size
+                       ? CREW_E2BIG
+                       : CREW_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        tasks[i].status = 0;
+        tasks[i].detail = 0;
+        tasks[i].runs = 0;
+        tasks[i].fault_addr = 0;
+        tasks[i].fault_offset = 0;
+    }
+    if (inside_worker(pool)) {
+        size_t failed = 0;
+        for (size_t i = 0; i < n; i++) {
+            int rc = tasks[i].fn(shared, tasks[i].arg, tasks[i].result);
+            tasks[i].status = rc < 0 ? CREW_EINVAL : rc;
+            tasks[i].runs = 1;
+            failed += tasks[i].status != 0;
+            if (opts->on_done)
+                opts->on_done(opts->ctx, i);
+        }
+        if (opts->progress)
+            opts->progress(opts->ctx, n, n, failed);
+        return failed ? CREW_EFAILED : 0;
+    }
+    int rc = enter(pool->proc);
+    if (rc < 0)
+        return rc;
+    call c = {.kind = CALL_RUN, .n = n, .tasks = tasks, .opts = opts};
+    proc_shared *h = pool->proc->m.hdr;
+    h->kind = CALL_RUN;
+    h->shared = shared;
+    rc = drive(pool, &c);
+    leave(pool->proc);
+    free(c.again);
+    if (rc < 0)
+        return rc;
+    return c.failed ? CREW_EFAILED : 0;
+}
+
+/* Ranges for grain 0: each takes a quarter of what is left divided among
+ * N workers, never less than a 256th of a worker's share, so there are
+ * O(N log n) of them, the first are large and the last small (a slow
+ * range at the end holds up little).  Returns the count, or 0 on ENOMEM. */
+static size_t guided_bounds(size_t begin, size_t end, unsigned workers, size_t **out)
+{
+    size_t total = end - begin;
+    size_t min = total / ((size_t)workers * 256);
+    if (min < 1)
+        min = 1;
+    size_t cap = 64, n = 0;
+    size_t *b = malloc(cap * sizeof *b);
+    if (!b)
+        return 0;
+    b[n++] = begin;
+    for (size_t at = begin; at < end;) {
+        size_t chunk = (end - at) / ((size_t)workers * 4);
+        if (chunk < min)
+            chunk = min;
+        if (chunk > end - at)
+            chunk = end - at;
+        at += chunk;
+        if (n == cap) {
+            size_t *nb = realloc(b, 2 * cap * sizeof *nb);
+            if (!nb) {
+                free(b);
+                return 0;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        b[n++] = at;
+    }
+    *out = b;
+    return n - 1;
+}
+
+static int ranges(crew *pool, call *c)
+{
+    if (c->grain) {
+        c->n = (c->end - c->begin) / c->grain + ((c->end - c->begin) % c->grain != 0);
+    } else {
+        c->n = guided_bounds(c->begin, c->end, crew__pool_active(pool), &c->bounds);
+        if (c->n == 0)
+            return CREW_ENOMEM;
+    }
+    c->runs = calloc(c->n, sizeof *c->runs);
+    if (!c->runs)
+        return CREW_ENOMEM;
+    if (c->kind == CALL_REDUCE) {
+        c->acc_size = round_up(c->r->size, CREW_CACHE_LINE);
+        if (c->n > SIZE_MAX / c->acc_size)
+            return CREW_ENOMEM;
+        c->accs = aligned_alloc(CREW_CACHE_LINE, c->n * c->acc_size);
+        if (!c->accs)
+            return CREW_ENOMEM;
+    }
+    return 0;
+}
+
+static int run_ranges(crew *pool, call *c)
+{
+    int rc = ranges(pool, c);
+    if (rc == 0)
+        rc = enter(pool->proc);
+    if (rc == 0) {
+        proc_shared *h = pool->proc->m.hdr;
+        h->kind = (uint32_t)c->kind;
+        h->ctx = c->ctx;
+        h->body = c->body;
+        if (c->kind == CALL_REDUCE) {
+            h->r_init = c->r->init;
+            h->r_body = c->r->body;
+        }
+        rc = drive(pool, c);
+        leave(pool->proc);
+    }
+    if (rc == 0)
+        rc = c->error;
+    return rc;
+}
+
+int crew__proc_for(crew *pool, size_t begin, size_t end, size_t grain, crew_range_fn *body,
+                   void *ctx)
+{
+    if (inside_worker(pool)) {
+        for (size_t lo = begin; lo < end;) {
+            size_t hi = grain && end - lo > grain ? lo + grain : end;
+            body(ctx, lo, hi);
+            lo = hi;
+        }
+        return 0;
+    }
+    call c = {.kind = CALL_FOR, .begin = begin, .end = end, .grain = grain, .ctx = ctx,
+              .body = body};
+    int rc = run_ranges(pool, &c);
+    free(c.bounds);
+    free(c.runs);
+    free(c.again);
+    return rc;
+}
+
+int crew__proc_reduce(crew *pool, size_t begin, size_t end, size_t grain,
+                      const crew_reducer *r, void *ctx, void *out)
+{
+    if (r->size > CREW_PROC_MAX_BYTES)
+        return CREW_E2BIG;
+    /* The caller's *out may be unaligned: fold into an aligned copy. */
+    void *acc = aligned_alloc(CREW_CACHE_LINE, round_up(r->size, CREW_CACHE_LINE));
+    if (!acc)
+        return CREW_ENOMEM;
+    r->init(ctx, acc);
+    call c = {.kind = CALL_REDUCE, .begin = begin, .end = end, .grain = grain, .ctx = ctx,
+              .r = r};
+    int rc = 0;
+    if (inside_worker(pool)) {
+        if (begin < end)
+            r->body(ctx, begin, end, acc);
+    } else if (begin < end) {
+        rc = run_ranges(pool, &c);
+        /* left to right, as thread pools combine */
+        for (size_t k = 0; rc == 0 && k < c.n; k++)
+            r->combine(ctx, acc, c.accs + k * c.acc_size);
+    }
+    if (rc == 0)
+        memcpy(out, acc, r->size);
+    free(acc);
+    free(c.bounds);
+    free(c.runs);
+    free(c.again);
+    free(c.accs);
+    return rc;
+}

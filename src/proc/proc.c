@@ -1,0 +1,270 @@
+/*
+ * proc.c -- a process pool's life, seen from the caller: open (shared
+ * memory, the supervisor), resize, statistics, close.
+ *
+ * crew_open forks the supervisor from the calling thread and waits until
+ * it has started the first workers, so that a pool that cannot start
+ * fails there, and so that the workers' memory is the caller's at
+ * crew_open (they are forked from the supervisor, a copy of that moment).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "proc/proc_internal.h"
+
+#define OPEN_WAIT_NS (10ull * 1000000000u) /* a supervisor that says nothing for this long failed */
+
+static size_t page_up(size_t n)
+{
+    return (n + 4095) & ~(size_t)4095;
+}
+
+static int map_shared(proc_map *m, unsigned max_workers)
+{
+    size_t hdr = page_up(sizeof(proc_shared));
+    size_t slots = page_up((size_t)max_workers * sizeof(proc_slot));
+    size_t ring = page_up((size_t)PROC_RING * sizeof(proc_desc));
+    m->len = hdr + slots + ring + PROC_BYTES;
+    /* NORESERVE: pages are used as they are touched */
+    m->base = crew__sys.mmap(NULL, m->len, PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m->base == MAP_FAILED)
+        return -errno;
+    unsigned char *b = m->base;
+    m->hdr = (proc_shared *)b;
+    m->slots = (proc_slot *)(b + hdr);
+    m->ring = (proc_desc *)(b + hdr + slots);
+    m->bytes = b + hdr + slots + ring;
+    return 0;
+}
+
+void crew__proc_poke(crew__proc *p)
+{
+    uint64_t one = 1;
+    /* A full counter (never, in practice) still leaves the fd readable. */
+    (void)!write(p->m.hdr->event_fd, &one, sizeof one);
+}
+
+int crew__proc_publish_arenas(crew__proc *p)
+{
+    if (crew__space_generation() == p->table_gen)
+        return 0;
+    proc_shared *h = p->m.hdr;
+    uint64_t gen;
+    size_t n = crew__space_list(h->arenas, PROC_MAX_ARENAS, &gen);
+    if (n > PROC_MAX_ARENAS)
+        return -EMFILE;
+    h->n_arenas = (uint32_t)n;
+    p->table_gen = gen;
+    /* release: the table is complete before a worker sees its number */
+    atomic_store_explicit(&h->arena_gen, gen, memory_order_release);
+    return 0;
+}
+
+static void proc_free(crew *pool)
+{
+    crew__proc *p = pool->proc;
+    if (p->m.base && p->m.base != MAP_FAILED) {
+        if (p->m.hdr->event_fd >= 0)
+            close(p->m.hdr->event_fd);
+        munmap(p->m.base, p->m.len);
+    }
+    if (p->supervisor_fd >= 0)
+        close(p->supervisor_fd);
+    pthread_mutex_destroy(&p->call_lock);
+    free(p->byte_end);
+    free(p);
+    free(pool);
+}
+
+/* Wait for the supervisor to end (it was told to, or is dead). */
+static void reap_supervisor(crew__proc *p, bool kill_it)
+{
+    if (p->supervisor <= 0)
+        return;
+    if (kill_it)
+        kill(p->supervisor, SIGKILL);
+    /* Bounded: a supervisor that does not finish in 5 s is killed (its
+     * workers then die of PR_SET_PDEATHSIG). */
+    for (int i = 0; i < 500; i++) {
+        pid_t r = waitpid(p->supervisor, NULL, WNOHANG);
+        if (r == p->supervisor || (r < 0 && errno == ECHILD))
+            return;
+        usleep(10000);
+    }
+    kill(p->supervisor, SIGKILL);
+    while (waitpid(p->supervisor, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+int crew__proc_open(crew **out, const crew_config *cfg, unsigned n)
+{
+    crew *pool = crew__sys.calloc(1, sizeof *pool);
+    crew__proc *p = pool ? crew__sys.calloc(1, sizeof *p) : NULL;
+    size_t *byte_end = p ? crew__sys.calloc(PROC_RING, sizeof *byte_end) : NULL;
+    if (!byte_end) {
+        free(p);
+        free(pool);
+        return CREW_ENOMEM;
+    }
+    pool->proc = p;
+    p->byte_end = byte_end;
+    p->supervisor_fd = -1;
+    p->retries = cfg->retries;
+    pthread_mutex_init(&p->call_lock, NULL);
+    atomic_init(&pool->active, n);
+
+    int rc = crew__space_init();
+    if (rc == 0)
+        rc = map_shared(&p->m, CREW_MAX_WORKERS);
+    if (rc < 0) {
+        p->m.base = NULL;
+        proc_free(pool);
+        return rc;
+    }
+    proc_shared *h = p->m.hdr;
+    h->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h->event_fd < 0) {
+        rc = -errno;
+        proc_free(pool);
+        return rc;
+    }
+    h->caller_pid = getpid();
+    h->max_workers = CREW_MAX_WORKERS;
+    h->timeout_ns = (uint64_t)(cfg->task_timeout * 1e9);
+    if (cfg->task_timeout > 0 && h->timeout_ns == 0)
+        h->timeout_ns = 1;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    h->mem_limit_pages = cfg->task_memory_limit
+                             ? (int64_t)((cfg->task_memory_limit + page - 1) / page)
+                             : 0;
+    atomic_init(&h->active, n);
+
+    /* From now on arenas are placed where workers can map them. */
+    crew__space_pools(1);
+    p->table_gen = 0;
+    rc = crew__proc_publish_arenas(p);
+    if (rc < 0) {
+        crew__space_pools(-1);
+        proc_free(pool);
+        return rc;
+    }
+    /* Output buffered now would otherwise be written again by any worker
+     * whose task calls exit(). */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = errno == ENOMEM ? CREW_ENOMEM : CREW_EAGAIN;
+        crew__space_pools(-1);
+        proc_free(pool);
+        return rc;
+    }
+    if (pid == 0)
+        crew__supervisor_main(&p->m);
+    p->supervisor = pid;
+    p->supervisor_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+    uint64_t t0 = crew__now_ns();
+    while (!proc_load32(&h->ready) && !proc_load32(&h->lost)) {
+        if (crew__now_ns() - t0 > OPEN_WAIT_NS || waitpid(pid, NULL, WNOHANG) == pid) {
+            atomic_store(&h->lost, 1);
+            break;
+        }
+        crew__futex_wait_shared(&h->ready, 0, 10000000u);
+    }
+    if (proc_load32(&h->lost)) {
+        atomic_store(&h->stopping, 1);
+        crew__proc_poke(p);
+        reap_supervisor(p, true);
+        crew__space_pools(-1);
+        proc_free(pool);
+        return CREW_EAGAIN;
+    }
+    *out = pool;
+    return 0;
+}
+
+void crew__proc_close(crew *pool)
+{
+    crew__proc *p = pool->proc;
+    atomic_store_explicit(&p->m.hdr->stopping, 1, memory_order_seq_cst);
+    crew__proc_poke(p);
+    reap_supervisor(p, false);
+    crew__space_pools(-1);
+    proc_free(pool);
+}
+
+int crew__proc_resize(crew *pool, unsigned n)
+{
+    crew__proc *p = pool->proc;
+    proc_shared *h = p->m.hdr;
+    if (proc_load32(&h->lost))
+        return CREW_ELOST;
+    atomic_store_explicit(&pool->active, n, memory_order_seq_cst);
+    atomic_store_explicit(&h->active, n, memory_order_seq_cst);
+    /* Workers beyond N retire when they next look for work: wake them. */
+    atomic_fetch_add_explicit(&h->work_word, 1, memory_order_seq_cst);
+    crew__futex_wake_shared(&h->work_word, INT32_MAX);
+    crew__proc_poke(p);
+    return 0;
+}
+
+int64_t crew__proc_private_pages(int statm_fd)
+{
+    char buf[128];
+    ssize_t len = pread(statm_fd, buf, sizeof buf - 1, 0);
+    if (len <= 0)
+        return -1;
+    buf[len] = '\0';
+    long long size, resident, shared;
+    if (sscanf(buf, "%lld %lld %lld", &size, &resident, &shared) != 3)
+        return -1;
+    return resident - shared;
+}
+
+/* Rss, Pss and Private_* of a process, in bytes, from smaps_rollup. */
+static void read_memory(int pid, crew_worker_stats *s)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/smaps_rollup", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (sscanf(line, "Rss: %llu kB", &kb) == 1)
+            s->rss = kb << 10;
+        else if (sscanf(line, "Pss: %llu kB", &kb) == 1)
+            s->pss = kb << 10;
+        else if (sscanf(line, "Private_Clean: %llu kB", &kb) == 1 ||
+                 sscanf(line, "Private_Dirty: %llu kB", &kb) == 1)
+            s->uss += kb << 10;
+    }
+    fclose(f);
+}
+
+size_t crew__proc_stats(const crew *pool, crew_worker_stats *out, size_t n)
+{
+    const proc_map *m = &pool->proc->m;
+    unsigned have = proc_load32(&m->hdr->slots_used);
+    for (size_t i = 0; i < n && i < have; i++) {
+        proc_slot *s = &m->slots[i];
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].jobs = atomic_load_explicit(&s->jobs, memory_order_relaxed);
+        out[i].busy_ns = atomic_load_explicit(&s->busy_ns, memory_order_relaxed);
+        out[i].sleeps = atomic_load_explicit(&s->sleeps, memory_order_relaxed);
+        out[i].restarts = atomic_load_explicit(&s->restarts, memory_order_relaxed);
+        out[i].pid = atomic_load_explicit(&s->pid, memory_order_acquire);
+        if (out[i].pid > 0)
+            read_memory(out[i].pid, &out[i]);
+    }
+    return have;
+}

@@ -1,0 +1,284 @@
+/*
+ * worker.c -- a worker process: take the next descriptor from the ring,
+ * run it, report, repeat; sleep on a futex when the ring is empty.
+ *
+ * Before each task the worker makes its mappings match the caller's list
+ * of arenas (the table in shared memory, renumbered when it changes):
+ * each arena is mapped at its own address from the caller's file
+ * descriptor, reached through /proc/CALLER/fd/N (which needs only the
+ * ptrace "read" permission a child of the same user has, unlike
+ * pidfd_getfd).  Unfrozen arenas are mapped shared and writable, so that
+ * results written there reach the caller; frozen and snapshot arenas
+ * read-only.  A write to those faults, and the fault handler records where
+ * before the worker dies of it, so that the supervisor can tell the
+ * caller "wrote to read-only shared data" instead of "crashed".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include "proc/proc_internal.h"
+
+#define SPIN_ROUNDS 2000 /* empty looks at the ring before sleeping (~ a few us) */
+
+proc_map *crew__proc_self;
+crew__arena_view *crew__proc_inherited;
+uint32_t crew__proc_n_inherited;
+
+typedef struct mapping {
+    crew__arena_view v;
+    int mapped;     /* 1: v is mapped at v.base; 0: the range is only reserved */
+} mapping;
+
+/* The worker's own mappings.  Read by the fault handler, so every change
+ * is made in an order that leaves the array consistent at each step. */
+static mapping *mine;
+static size_t n_mine, cap_mine;
+static uint64_t seen_gen;
+static proc_slot *my_slot;
+
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    uintptr_t addr = (uintptr_t)si->si_addr;
+    if (si->si_code == SEGV_ACCERR) {
+        for (size_t i = 0; i < n_mine; i++) {
+            const mapping *m = &mine[i];
+            if (m->mapped && !m->v.writable && addr >= m->v.base && addr - m->v.base < m->v.len) {
+                my_slot->fault_addr = addr;
+                my_slot->fault_off = addr - m->v.data;
+                atomic_store(&my_slot->fault_readonly, 1);
+                break;
+            }
+        }
+    }
+    /* SA_RESETHAND restored the default action: returning re-runs the
+     * faulting instruction, which now kills the worker by SIGSEGV. */
+}
+
+static void install_fault_handler(void)
+{
+    static char altstack[64 << 10]; /* a stack overflow must still reach the handler */
+    stack_t ss = {.ss_sp = altstack, .ss_size = sizeof altstack};
+    sigaltstack(&ss, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+}
+
+static mapping *find(uint64_t base)
+{
+    for (size_t i = 0; i < n_mine; i++)
+        if (mine[i].v.base == base)
+            return &mine[i];
+    return NULL;
+}
+
+static mapping *add(const crew__arena_view *v)
+{
+    if (n_mine == cap_mine) {
+        size_t cap = cap_mine ? 2 * cap_mine : 16;
+        mapping *m = malloc(cap * sizeof *m);
+        if (!m)
+            return NULL;
+        if (n_mine)
+            memcpy(m, mine, n_mine * sizeof *m);
+        /* The handler may read `mine` at any time: switch to the new copy
+         * in one store, and leak the old one (a few per worker life). */
+        mine = m;
+        cap_mine = cap;
+    }
+    mine[n_mine].v = *v;
+    mine[n_mine].mapped = 0;
+    return &mine[n_mine++];
+}
+
+static bool same(const crew__arena_view *a, const crew__arena_view *b)
+{
+    return a->base == b->base && a->len == b->len && a->dev == b->dev && a->ino == b->ino &&
+           a->writable == b->writable && a->file_off == b->file_off;
+}
+
+static void unmap_range(mapping *m)
+{
+    m->mapped = 0;
+    mmap((void *)(uintptr_t)m->v.base, m->v.len, PROT_NONE,
+         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+}
+
+/* Map arena v at its address.  A range this worker does not hold reserved
+ * (an arena that got no room in the space) is mapped only if free. */
+static void map_one(const crew__arena_view *v, pid_t caller)
+{
+    mapping *m = find(v->base);
+    bool reserved = v->in_space || m != NULL;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)caller, v->fd);
+    int fd = open(path, (v->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_ino != v->ino || (uint64_t)st.st_dev != v->dev) {
+        close(fd); /* the caller closed it meanwhile: the next table says so */
+        return;
+    }
+    void *at = (void *)(uintptr_t)v->base;
+    int fixed = reserved ? MAP_FIXED : MAP_FIXED_NOREPLACE;
+    int prot = v->writable ? PROT_READ | PROT_WRITE : PROT_READ;
+    void *p = mmap(at, v->len, prot, MAP_SHARED | fixed, fd, (off_t)v->file_off);
+    if (p == MAP_FAILED && !v->writable && errno == EPERM) /* sealed memfd before 6.7 */
+        p = mmap(at, v->len, prot, MAP_PRIVATE | fixed, fd, (off_t)v->file_off);
+    close(fd);
+    if (p != at)
+        return;
+    if (!m)
+        m = add(v);
+    if (m) {
+        m->mapped = 0;
+        m->v = *v;
+        m->mapped = 1;
+    }
+}
+
+/* Make this worker's mappings match the caller's table of arenas. */
+static void sync_arenas(proc_shared *h)
+{
+    uint64_t gen = atomic_load_explicit(&h->arena_gen, memory_order_acquire);
+    if (gen == seen_gen)
+        return;
+    /* First drop what changed or went, then map what is new, so that a
+     * new arena in the range of an old one finds it reserved. */
+    for (size_t i = 0; i < n_mine; i++) {
+        if (!mine[i].mapped)
+            continue;
+        bool keep = false;
+        for (uint32_t k = 0; k < h->n_arenas && !keep; k++)
+            keep = same(&mine[i].v, &h->arenas[k]);
+        if (!keep)
+            unmap_range(&mine[i]);
+    }
+    for (uint32_t k = 0; k < h->n_arenas; k++) {
+        mapping *m = find(h->arenas[k].base);
+        if (!m || !m->mapped)
+            map_one(&h->arenas[k], h->caller_pid);
+    }
+    seen_gen = gen;
+}
+
+/* Run descriptor seq, which this worker claimed. */
+static void run(proc_map *m, unsigned w, uint64_t seq, int statm_fd)
+{
+    proc_shared *h = m->hdr;
+    proc_desc *d = &m->ring[seq % PROC_RING];
+    uint32_t st = D_READY;
+    /* acquire: the descriptor's fields were written before READY */
+    if (!atomic_compare_exchange_strong_explicit(&d->state, &st, D_RUNNING_BY(w),
+                                                 memory_order_acquire, memory_order_relaxed))
+        return; /* abandoned by the supervisor: the caller hands it out again */
+    atomic_store_explicit(&my_slot->running, seq + 1, memory_order_release);
+    sync_arenas(h);
+    int status = 0;
+    d->started = 0;
+    if (atomic_load_explicit(&h->stop, memory_order_acquire)) {
+        status = CREW_ECANCELED;
+    } else {
+        if (statm_fd >= 0)
+            atomic_store_explicit(&my_slot->mem_base, crew__proc_private_pages(statm_fd),
+                                  memory_order_relaxed);
+        uint64_t t0 = crew__now_ns();
+        atomic_store_explicit(&my_slot->start_ns, t0, memory_order_release);
+        d->started = 1;
+        switch (h->kind) {
+        case CALL_RUN: {
+            int rc = d->fn(h->shared, (const void *)(uintptr_t)d->arg,
+                           d->res_size ? (void *)(uintptr_t)d->res : NULL);
+            status = rc < 0 ? CREW_EINVAL : rc;
+            break;
+        }
+        case CALL_FOR:
+            h->body(h->ctx, (size_t)d->lo, (size_t)d->hi);
+            break;
+        case CALL_REDUCE:
+            h->r_init(h->ctx, (void *)(uintptr_t)d->res);
+            h->r_body(h->ctx, (size_t)d->lo, (size_t)d->hi, (void *)(uintptr_t)d->res);
+            break;
+        }
+        atomic_store_explicit(&my_slot->start_ns, 0, memory_order_release);
+        atomic_fetch_add_explicit(&my_slot->jobs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&my_slot->busy_ns, crew__now_ns() - t0, memory_order_relaxed);
+    }
+    d->status = status;
+    d->detail = 0;
+    st = D_RUNNING_BY(w);
+    /* release: status and results are written before DONE is seen */
+    atomic_compare_exchange_strong_explicit(&d->state, &st, D_DONE, memory_order_release,
+                                            memory_order_relaxed);
+    atomic_store_explicit(&my_slot->running, 0, memory_order_release);
+    uint32_t n = atomic_fetch_add_explicit(&h->done_word, 1, memory_order_seq_cst) + 1;
+    /* Wake the caller when it can do something useful: refill an emptied
+     * ring, see the end, or now and then collect results. */
+    if (atomic_load_explicit(&h->caller_waiting, memory_order_seq_cst) &&
+        (atomic_load_explicit(&h->claim, memory_order_relaxed) >=
+             atomic_load_explicit(&h->head, memory_order_relaxed) ||
+         (n & 63) == 0 || status != 0))
+        crew__futex_wake_shared(&h->done_word, 1);
+}
+
+_Noreturn void crew__worker_main(proc_map *m, unsigned w)
+{
+    proc_shared *h = m->hdr;
+    crew__proc_self = m;
+    my_slot = &m->slots[w];
+    /* Ctrl-C is for the caller to handle; everything else as usual. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    prctl(PR_SET_NAME, "crew-worker");
+    install_fault_handler();
+    for (uint32_t i = 0; i < crew__proc_n_inherited; i++)
+        (void)add(&crew__proc_inherited[i]);
+    int statm_fd = h->mem_limit_pages ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
+
+    unsigned spins = 0;
+    for (;;) {
+        if (atomic_load_explicit(&h->stopping, memory_order_acquire) ||
+            w >= atomic_load_explicit(&h->active, memory_order_acquire))
+            _exit(0);
+        uint64_t c = atomic_load_explicit(&h->claim, memory_order_seq_cst);
+        if (c < atomic_load_explicit(&h->head, memory_order_seq_cst)) {
+            if (atomic_compare_exchange_weak_explicit(&h->claim, &c, c + 1, memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                run(m, w, c, statm_fd);
+                spins = 0;
+            }
+            continue;
+        }
+        if (++spins < SPIN_ROUNDS) {
+            crew__cpu_relax();
+            continue;
+        }
+        spins = 0;
+        /* Dekker with the caller: announce, then look again, then sleep;
+         * the caller publishes head, then looks at idle. */
+        uint32_t word = atomic_load_explicit(&h->work_word, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&h->idle, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&h->claim, memory_order_seq_cst) >=
+                atomic_load_explicit(&h->head, memory_order_seq_cst) &&
+            !atomic_load_explicit(&h->stopping, memory_order_seq_cst) &&
+            w < atomic_load_explicit(&h->active, memory_order_seq_cst)) {
+            atomic_fetch_add_explicit(&my_slot->sleeps, 1, memory_order_relaxed);
+            crew__futex_wait_shared(&h->work_word, word, 0);
+        }
+        atomic_fetch_sub_explicit(&h->idle, 1, memory_order_seq_cst);
+    }
+}
