@@ -125,6 +125,9 @@ typedef struct crew__trace_buf {
 } crew__trace_buf;
 
 void crew__trace_add(crew__trace_buf *t, const char *name, uint64_t start_ns, uint64_t arg);
+/* The same for an event that ended at end_ns (not now). */
+void crew__trace_span(crew__trace_buf *t, const char *name, uint64_t start_ns, uint64_t end_ns,
+                      uint64_t arg);
 int crew__trace_write(const crew *pool, const char *path);
 void crew__trace_free(crew__trace_buf *t);
 
@@ -168,6 +171,7 @@ struct crew {
     _Alignas(CREW_CACHE_LINE) _Atomic uint32_t sleepers; /* SLEEP_IDLE workers */
     _Atomic uint32_t parked;       /* SLEEP_PARKED workers */
     bool tracing;
+    bool processes;                /* a process pool (proc may already be gone in close) */
     size_t stack_size;             /* of each worker thread */
     uint64_t t0_ns;                /* trace time origin */
     char *trace_path;
@@ -216,6 +220,10 @@ void crew__latch_wait_outside(crew__latch *l);
  * slot, else as an injected job while the caller sleeps.
  */
 void crew__pool_call(crew *pool, void (*fn)(crew__worker *w, void *arg), void *arg);
+/* Slot id's worker struct, made without a thread when missing (with all
+ * slots below it): process pools keep their trace buffers there.  NULL:
+ * no memory.  Caller's thread only. */
+crew__worker *crew__pool_slot(crew *pool, unsigned id);
 unsigned crew__pool_active(const crew *pool);
 
 /* ---- sys.c: allocation, thread start and the arena's system calls,
@@ -275,7 +283,9 @@ size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen);
 
 /* ---- src/proc/: process pools, entered from the public calls when
  * pool->proc is set (declared here so that src/sched/ need not know more) */
-int crew__proc_open(crew **out, const crew_config *cfg, unsigned n);
+/* Set pool->proc and start the supervisor and n workers, or fail and
+ * leave pool->proc NULL. */
+int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n);
 void crew__proc_close(crew *pool);
 int crew__proc_resize(crew *pool, unsigned n);
 size_t crew__proc_stats(const crew *pool, crew_worker_stats *out, size_t n);

@@ -17,7 +17,12 @@
 
 void crew__trace_add(crew__trace_buf *t, const char *name, uint64_t start_ns, uint64_t arg)
 {
-    uint64_t end = crew__now_ns();
+    crew__trace_span(t, name, start_ns, crew__now_ns(), arg);
+}
+
+void crew__trace_span(crew__trace_buf *t, const char *name, uint64_t start_ns, uint64_t end,
+                      uint64_t arg)
+{
     if (t->len == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 1024;
         crew__trace_event *ev = cap <= CREW_TRACE_MAX ? realloc(t->events, cap * sizeof *ev) : NULL;
@@ -53,7 +58,7 @@ int crew__trace_write(const crew *pool, const char *path)
         dropped += t->dropped;
         fprintf(f, "%s{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":%d,\"tid\":%u,"
                    "\"args\":{\"name\":\"%s %u\"}}",
-                sep, pid, i, i == 0 ? "caller" : "worker", i);
+                sep, pid, i, pool->processes ? "process" : i == 0 ? "caller" : "worker", i);
         sep = ",\n";
         for (size_t k = 0; k < t->len; k++) {
             const crew__trace_event *e = &t->events[k];

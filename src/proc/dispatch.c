@@ -28,6 +28,7 @@
 #define ALIGN 16u
 
 typedef struct call {
+    crew *pool;
     crew__proc *p;
     proc_shared *h;
     int kind;
@@ -125,19 +126,14 @@ static bool produce(call *c, size_t k)
     } else if (c->kind == CALL_REDUCE) {
         res_size = c->acc_size;
     }
+    /* A call starts with an empty byte area, and a reduce allocates only
+     * accumulators rounded up to 64 bytes: they stay 64-byte aligned, as
+     * thread pools keep them. */
     size_t arg_room = round_up(arg_size, ALIGN);
-    size_t res_room = round_up(res_size, c->kind == CALL_REDUCE ? CREW_CACHE_LINE : ALIGN);
+    size_t res_room = round_up(res_size, ALIGN);
     size_t off;
     if (!bytes_alloc(p, arg_room + res_room, head == tail, &off))
         return false;
-    if (c->kind == CALL_REDUCE && (off & (CREW_CACHE_LINE - 1))) {
-        /* keep accumulators 64-byte aligned, as thread pools do */
-        size_t pad = CREW_CACHE_LINE - (off & (CREW_CACHE_LINE - 1));
-        p->byte_head -= arg_room + res_room;
-        if (!bytes_alloc(p, pad + res_room, head == tail, &off))
-            return false;
-        off += pad;
-    }
     proc_desc *d = &c->p->m.ring[head % PROC_RING];
     unsigned char *bytes = p->m.bytes;
     d->seq = head;
@@ -145,6 +141,7 @@ static bool produce(call *c, size_t k)
     d->status = d->detail = 0;
     d->started = 0;
     d->fault_addr = d->fault_off = 0;
+    d->t0 = d->t1 = 0;
     d->res = (uintptr_t)(bytes + off + arg_room);
     d->res_size = res_size;
     if (c->kind == CALL_RUN) {
@@ -282,6 +279,12 @@ static size_t collect(call *c)
             if (!hand_again(c, d->item))
                 finish(c, d->item, CREW_ENOMEM);
         } else if (st == D_DONE) {
+            crew__worker *tw = c->pool->tracing && d->started && d->t1
+                                   ? crew__pool_slot(c->pool, d->worker)
+                                   : NULL;
+            if (tw)
+                crew__trace_span(&tw->trace, c->kind == CALL_RUN ? "task" : "range", d->t0, d->t1,
+                                 d->item);
             if (c->kind == CALL_RUN)
                 settle_task(c, d);
             else
@@ -372,6 +375,7 @@ static int drive(crew *pool, call *c)
 {
     crew__proc *p = pool->proc;
     proc_shared *h = p->m.hdr;
+    c->pool = pool;
     c->p = p;
     c->h = h;
     c->last_progress = crew__now_ns();

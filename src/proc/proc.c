@@ -81,7 +81,7 @@ static void proc_free(crew *pool)
     pthread_mutex_destroy(&p->call_lock);
     free(p->byte_end);
     free(p);
-    free(pool);
+    pool->proc = NULL;
 }
 
 /* Wait for the supervisor to end (it was told to, or is dead). */
@@ -104,22 +104,20 @@ static void reap_supervisor(crew__proc *p, bool kill_it)
         ;
 }
 
-int crew__proc_open(crew **out, const crew_config *cfg, unsigned n)
+int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
 {
-    crew *pool = crew__sys.calloc(1, sizeof *pool);
-    crew__proc *p = pool ? crew__sys.calloc(1, sizeof *p) : NULL;
+    crew__proc *p = crew__sys.calloc(1, sizeof *p);
     size_t *byte_end = p ? crew__sys.calloc(PROC_RING, sizeof *byte_end) : NULL;
     if (!byte_end) {
         free(p);
-        free(pool);
         return CREW_ENOMEM;
     }
     pool->proc = p;
+    pool->processes = true;
     p->byte_end = byte_end;
     p->supervisor_fd = -1;
     p->retries = cfg->retries;
     pthread_mutex_init(&p->call_lock, NULL);
-    atomic_init(&pool->active, n);
 
     int rc = crew__space_init();
     if (rc == 0)
@@ -187,7 +185,6 @@ int crew__proc_open(crew **out, const crew_config *cfg, unsigned n)
         proc_free(pool);
         return CREW_EAGAIN;
     }
-    *out = pool;
     return 0;
 }
 

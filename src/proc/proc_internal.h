@@ -59,6 +59,9 @@ typedef struct proc_desc {
     uint64_t arg;            /* an address: in the byte area, or the caller's */
     uint64_t res, res_size;  /* result / accumulator: address in the byte area */
     uint64_t fault_addr, fault_off;
+    uint64_t t0, t1;         /* out: when it ran (for the trace) */
+    uint32_t worker;         /* out: the slot that ran it */
+    uint32_t pad;
 } proc_desc;
 
 typedef struct proc_slot {

@@ -108,6 +108,7 @@ static void cause_of_death(sup *s, unsigned i, int ws, uint64_t seq, proc_desc *
     sup_worker *w = &s->w[i];
     uint32_t reason = w->kill_seq == seq + 1 ? atomic_load(&slot->kill_reason) : KILL_NONE;
     d->detail = 0;
+    d->t1 = crew__now_ns(); /* for the trace: it ended when we saw it die */
     if (reason == KILL_TIMEOUT) {
         d->status = CREW_ETIMEDOUT;
     } else if (reason == KILL_MEMORY) {

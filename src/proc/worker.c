@@ -196,6 +196,8 @@ static void run(proc_map *m, unsigned w, uint64_t seq, int statm_fd)
                                   memory_order_relaxed);
         uint64_t t0 = crew__now_ns();
         atomic_store_explicit(&my_slot->start_ns, t0, memory_order_release);
+        d->t0 = t0;
+        d->worker = w;
         d->started = 1;
         switch (h->kind) {
         case CALL_RUN: {
@@ -212,9 +214,11 @@ static void run(proc_map *m, unsigned w, uint64_t seq, int statm_fd)
             h->r_body(h->ctx, (size_t)d->lo, (size_t)d->hi, (void *)(uintptr_t)d->res);
             break;
         }
+        uint64_t t1 = crew__now_ns();
         atomic_store_explicit(&my_slot->start_ns, 0, memory_order_release);
         atomic_fetch_add_explicit(&my_slot->jobs, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&my_slot->busy_ns, crew__now_ns() - t0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&my_slot->busy_ns, t1 - t0, memory_order_relaxed);
+        d->t1 = t1;
     }
     d->status = status;
     d->detail = 0;

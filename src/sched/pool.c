@@ -126,8 +126,6 @@ int crew_open(crew **out, const crew_config *cfg)
         (!procs && (cfg->task_timeout != 0 || cfg->task_memory_limit || cfg->retries)))
         return CREW_EINVAL;
     unsigned n = cfg->workers ? cfg->workers : crew__cpus_usable();
-    if (procs)
-        return crew__proc_open(out, cfg, n);
 
     crew *pool = crew__sys.calloc(1, sizeof *pool);
     if (!pool)
@@ -152,7 +150,7 @@ int crew_open(crew **out, const crew_config *cfg)
         pool->tracing = true;
         pool->t0_ns = crew__now_ns();
     }
-    int rc = start_workers(pool, n);
+    int rc = procs ? crew__proc_open(pool, cfg, n) : start_workers(pool, n);
     if (rc < 0) {
         pool_free(pool);
         return rc;
@@ -161,12 +159,26 @@ int crew_open(crew **out, const crew_config *cfg)
     return 0;
 }
 
+crew__worker *crew__pool_slot(crew *pool, unsigned id)
+{
+    unsigned have = atomic_load_explicit(&pool->started, memory_order_relaxed);
+    for (; have <= id; have++) {
+        crew__worker *w = worker_new(pool, have);
+        if (!w)
+            return NULL;
+        pool->slots[have] = w;
+        atomic_store_explicit(&pool->started, have + 1, memory_order_release);
+    }
+    return pool->slots[id];
+}
+
 void crew_close(crew *pool)
 {
     if (!pool)
         return;
     if (pool->proc) {
-        crew__proc_close(pool);
+        crew__proc_close(pool); /* the workers' trace buffers stay for pool_free */
+        pool_free(pool);
         return;
     }
     /* Futures run from the injector; let them finish first. */
