@@ -507,8 +507,8 @@ CREW_API size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n);
  * allocations would collide with the parent's.  Space the arena grows into
  * after your fork is not mapped in your child, so build first, freeze,
  * then fork.  crew_arena_freeze fails with CREW_EBUSY while a child you
- * forked still holds the writable mapping (a process pool's workers do
- * not count: see section 4b).
+ * forked still holds the writable mapping, unless a process pool is open
+ * (see crew_arena_freeze).
  *
  * Limits.  The memfd behind a created arena counts against RLIMIT_FSIZE
  * like any file: growing it past that limit raises SIGXFSZ, which kills
@@ -639,15 +639,20 @@ CREW_API crew_ref crew_arena_root(const crew_arena *a);
  * faults instead of corrupting data that other workers read.  On kernels
  * that refuse a read-only shared mapping of a sealed memfd (before 6.7)
  * the mapping is MAP_PRIVATE, which shares the same pages all the same.
+ * While a process pool is open, its workers may map the arena writable;
+ * the write seal is then F_SEAL_FUTURE_WRITE, which forbids every new
+ * write and writable mapping at once, and each worker swaps its mapping
+ * for a read-only one before its next task (section 4b).
  * Freezing a frozen or opened arena returns 0.
  * Threads reading the arena (crew_arena_get, crew_arena_str,
  * crew_arena_save, ...) may go on during the freeze: the bytes stay
  * mapped readable throughout, each change of mapping being one atomic
  * replacement.
  * Returns 0; CREW_EINVAL (a NULL); CREW_EBADROOT (the root is neither 0
- * nor a ref in use: nothing changed); CREW_EBUSY (another process, such as
- * a child forked before the freeze, still maps the arena writable: the
- * arena stays writable and unchanged, freeze again once it is gone);
+ * nor a ref in use: nothing changed); CREW_EBUSY (no process pool is open
+ * and another process, such as a child forked before the freeze, still
+ * maps the arena writable: the arena stays writable and unchanged, freeze
+ * again once it is gone);
  * -errno (a system call failed).  After -errno, crew_arena_frozen tells
  * the state: 0, the arena is writable and unchanged, as after EBUSY; 1,
  * the write seal was in place before the failure, so the arena is frozen

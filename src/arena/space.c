@@ -32,7 +32,7 @@ typedef struct range {
 
 #define SPACE_ALIGN ((size_t)2 << 20) /* arenas start on 2 MiB: huge-page friendly */
 #define SPACE_MAX ((size_t)16 << 40)
-#define SPACE_MIN ((size_t)64 << 30)
+#define SPACE_MIN ((size_t)1 << 30)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t space_lo, space_hi; /* the reserved range; 0, 0 before init */

@@ -119,9 +119,11 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
     p->retries = cfg->retries;
     pthread_mutex_init(&p->call_lock, NULL);
 
-    int rc = crew__space_init();
-    if (rc == 0)
-        rc = map_shared(&p->m, CREW_MAX_WORKERS);
+    /* Without the space (an address-space limit too tight even for 1 GiB)
+     * the pool still works: arenas made later get ranges of their own,
+     * which workers map when those ranges are free in them. */
+    (void)crew__space_init();
+    int rc = map_shared(&p->m, CREW_MAX_WORKERS);
     if (rc < 0) {
         p->m.base = NULL;
         proc_free(pool);
