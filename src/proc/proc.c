@@ -170,6 +170,10 @@ int crew__proc_open(crew **out, const crew_config *cfg, unsigned n)
         crew__supervisor_main(&p->m);
     p->supervisor = pid;
     p->supervisor_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    /* Without it a supervisor's death would go unnoticed: calls would wait
+     * for ever for the tasks its workers held. */
+    if (p->supervisor_fd < 0)
+        atomic_store(&h->lost, 1);
 
     uint64_t t0 = crew__now_ns();
     while (!proc_load32(&h->ready) && !proc_load32(&h->lost)) {

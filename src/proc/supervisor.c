@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "proc/proc_internal.h"
@@ -47,6 +48,8 @@ typedef struct sup {
     sup_worker *w;             /* [max_workers] */
     int caller_fd;
     uint64_t spawn_failing_since;
+    struct rlimit nofile;      /* the caller's limit, given back to workers */
+    bool nofile_raised;
 } sup;
 
 static void close_fd(int *fd)
@@ -79,15 +82,33 @@ static bool spawn(sup *s, unsigned i)
             close_fd(&s->w[j].pidfd);
             close_fd(&s->w[j].statm_fd);
         }
+        if (s->nofile_raised)
+            setrlimit(RLIMIT_NOFILE, &s->nofile);
         crew__worker_main(s->m, i);
     }
     sup_worker *w = &s->w[i];
+    /* A worker we cannot watch (no descriptor left for its pidfd) would
+     * die unnoticed, and the task it held would never be settled; one
+     * whose memory we cannot read would ignore the memory limit.  Such a
+     * start counts as a failed fork. */
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int statm_fd = -1;
+    if (pidfd >= 0 && s->h->mem_limit_pages) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+        statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (pidfd < 0 || (s->h->mem_limit_pages && statm_fd < 0)) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        close_fd(&pidfd);
+        return false;
+    }
     w->pid = pid;
     w->kill_seq = 0;
-    w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
-    w->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+    w->pidfd = pidfd;
+    w->statm_fd = statm_fd;
     atomic_store_explicit(&slot->pid, pid, memory_order_release);
     unsigned used = atomic_load(&s->h->slots_used);
     if (i + 1 > used)
@@ -260,6 +281,12 @@ _Noreturn void crew__supervisor_main(proc_map *m)
     prctl(PR_SET_NAME, "crew-supervisor");
 
     sup s = {.m = m, .h = h};
+    /* Two descriptors per worker: the caller's soft limit (often 1024)
+     * may not be enough; take what the hard limit allows. */
+    if (getrlimit(RLIMIT_NOFILE, &s.nofile) == 0 && s.nofile.rlim_cur < s.nofile.rlim_max) {
+        struct rlimit all = {s.nofile.rlim_max, s.nofile.rlim_max};
+        s.nofile_raised = setrlimit(RLIMIT_NOFILE, &all) == 0;
+    }
     s.caller_fd = (int)syscall(SYS_pidfd_open, h->caller_pid, 0);
     s.w = calloc(h->max_workers, sizeof *s.w);
     if (s.caller_fd < 0 || getppid() != h->caller_pid || !s.w) {
