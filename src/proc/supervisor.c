@@ -133,7 +133,7 @@ static void cause_of_death(sup *s, unsigned i, int ws, uint64_t seq, proc_desc *
         d->status = CREW_ETIMEDOUT;
     } else if (reason == KILL_MEMORY) {
         d->status = CREW_ENOMEM;
-    } else if (WIFSIGNALED(ws) && atomic_load(&slot->fault_readonly)) {
+    } else if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGSEGV && atomic_load(&slot->fault_readonly)) {
         d->status = CREW_EREADONLY;
         d->detail = WTERMSIG(ws);
         d->fault_addr = slot->fault_addr;

@@ -41,13 +41,15 @@ static mapping *mine;
 static size_t n_mine, cap_mine;
 static uint64_t seen_gen;
 static proc_slot *my_slot;
+static pid_t my_pid;
 
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
-    (void)sig;
     (void)uc;
     uintptr_t addr = (uintptr_t)si->si_addr;
-    if (si->si_code == SEGV_ACCERR) {
+    /* Only a fault of the worker itself speaks for its slot: a process a
+     * task forked runs this handler too, on the worker's slot. */
+    if (si->si_code == SEGV_ACCERR && getpid() == my_pid) {
         for (size_t i = 0; i < n_mine; i++) {
             const mapping *m = &mine[i];
             if (m->mapped && !m->v.writable && addr >= m->v.base && addr - m->v.base < m->v.len) {
@@ -59,7 +61,11 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
         }
     }
     /* SA_RESETHAND restored the default action: returning re-runs the
-     * faulting instruction, which now kills the worker by SIGSEGV. */
+     * faulting instruction, which now kills the worker by SIGSEGV.  A
+     * SIGSEGV sent by raise, kill or sigqueue (si_code <= 0) has no
+     * instruction to re-run: send it again, to die of it now. */
+    if (si->si_code <= 0)
+        raise(sig);
 }
 
 static void install_fault_handler(void)
@@ -238,6 +244,7 @@ _Noreturn void crew__worker_main(proc_map *m, unsigned w)
     proc_shared *h = m->hdr;
     crew__proc_self = m;
     my_slot = &m->slots[w];
+    my_pid = getpid();
     /* Ctrl-C is for the caller to handle; everything else as usual. */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_DFL);
