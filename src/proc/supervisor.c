@@ -238,8 +238,12 @@ static void check_limits(sup *s, uint64_t now)
         }
         if (reason == KILL_NONE)
             continue;
-        /* Check that it still runs the same task, as late as we can. */
-        if (atomic_load_explicit(&slot->running, memory_order_acquire) != running)
+        /* Condemn the task only if the worker still runs it.  The worker
+         * leaves a task by moving `running` from its number to 0, so once
+         * the mark is in, it cannot start another one that the signal
+         * would then kill in its place (worker.c waits for the signal). */
+        uint64_t expect = running;
+        if (!atomic_compare_exchange_strong(&slot->running, &expect, running | PROC_DOOMED))
             continue;
         atomic_store(&slot->kill_reason, reason);
         w->kill_seq = running;

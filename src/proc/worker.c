@@ -222,13 +222,19 @@ static void run(proc_map *m, unsigned w, uint64_t seq, int statm_fd)
         atomic_fetch_add_explicit(&my_slot->jobs, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&my_slot->busy_ns, crew__now_ns() - t0, memory_order_relaxed);
     }
+    /* Leave the task, unless the supervisor condemned it meanwhile: its
+     * SIGKILL is on the way, and must not land in the next task. */
+    uint64_t ours = seq + 1;
+    if (!atomic_compare_exchange_strong_explicit(&my_slot->running, &ours, 0,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        for (;;)
+            pause();
     d->status = status;
     d->detail = 0;
     st = D_RUNNING_BY(w);
     /* release: status and results are written before DONE is seen */
     atomic_compare_exchange_strong_explicit(&d->state, &st, D_DONE, memory_order_release,
                                             memory_order_relaxed);
-    atomic_store_explicit(&my_slot->running, 0, memory_order_release);
     uint32_t n = atomic_fetch_add_explicit(&h->done_word, 1, memory_order_seq_cst) + 1;
     /* Wake the caller when it can do something useful: refill an emptied
      * ring, see the end, or now and then collect results. */
