@@ -259,6 +259,9 @@ int crew__space_init(void);
 /* Count open process pools (+1 / -1) and ask whether any is open. */
 void crew__space_pools(int delta);
 int crew__space_has_pools(void);
+/* This process is a process pool's worker: its arenas stay out of the
+ * space, which belongs to the caller. */
+void crew__space_worker(void);
 /* Address space for an arena: in the space when there is room, else a
  * reservation of its own.  MAP_FAILED with errno on failure. */
 void *crew__space_reserve(size_t len, int *in_space);

@@ -251,6 +251,7 @@ _Noreturn void crew__worker_main(proc_map *m, unsigned w)
     crew__proc_self = m;
     my_slot = &m->slots[w];
     my_pid = getpid();
+    crew__space_worker();
     /* Ctrl-C is for the caller to handle; everything else as usual. */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_DFL);
