@@ -378,6 +378,11 @@ CREW_API void crew_future_free(crew_future *future);
  *     caller: that is where crew_for bodies put their output.  Freezing
  *     such an arena while workers exist seals it against every new write
  *     at once; a worker drops its writable mapping before its next task.
+ *     While a process pool is open, arenas are placed in one range of
+ *     address space reserved for them (up to 16 TiB, less where the
+ *     system allows less): an arena that does not fit there is refused
+ *     (CREW_ENOMEM from crew_arena_create / crew_arena_open).  An arena
+ *     a task creates is its worker's own and never shared.
  *   - Everything else -- globals, the heap, the `shared` and `ctx`
  *     pointers' targets, code -- as it was when crew_open returned, copy-
  *     on-write: later changes by the caller are not seen, and a task's

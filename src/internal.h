@@ -263,7 +263,8 @@ int crew__space_has_pools(void);
  * space, which belongs to the caller. */
 void crew__space_worker(void);
 /* Address space for an arena: in the space when there is room, else a
- * reservation of its own.  MAP_FAILED with errno on failure. */
+ * reservation of its own (refused with ENOMEM while a process pool is
+ * open).  MAP_FAILED with errno on failure. */
 void *crew__space_reserve(size_t len, int *in_space);
 void crew__space_release(void *addr, size_t len, int in_space);
 int crew__space_contains(uintptr_t addr);

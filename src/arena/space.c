@@ -121,8 +121,15 @@ void *crew__space_reserve(size_t len, int *in_space)
         return (void *)at;
     }
     pthread_mutex_unlock(&lock);
-    /* No space (none reserved, or full), or in a worker: a reservation of
-     * its own, which workers forked later cannot count on (section 4b). */
+    /* No room while a process pool runs: a reservation of our own would
+     * lie where a worker may have put its own memory; it could not map
+     * the arena there, and its tasks would read that memory instead. */
+    if (space_lo && !in_worker && crew__space_has_pools()) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    /* No space (none reserved), or in a worker: a reservation of its
+     * own.  Workers forked later inherit it. */
     return crew__sys.mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                           -1, 0);
 }
