@@ -420,7 +420,9 @@ CREW_API void crew_future_free(crew_future *future);
  * Ctrl-C reaches the caller, which decides), die when the caller's process
  * ends in any way (the supervisor watches it; workers have
  * PR_SET_PDEATHSIG), and crew_close leaves no process, zombie, file
- * descriptor or /dev/shm entry behind.  A task that calls exit() runs the
+ * descriptor or /dev/shm entry behind.  crew_close in a process forked
+ * from the caller (say, from an atexit handler when the child exits)
+ * frees that process's copy only; the caller's pool goes on.  A task that calls exit() runs the
  * caller's atexit handlers in its worker, as after any fork; crew_open
  * flushes stdio first so that no buffered output is written twice.
  *

@@ -198,6 +198,18 @@ int crew__proc_open(crew **out, const crew_config *cfg, unsigned n)
 void crew__proc_close(crew *pool)
 {
     crew__proc *p = pool->proc;
+    /* Inside one of this pool's workers (an atexit handler run by a task's
+     * exit): nothing here is ours to end. */
+    if (crew__proc_self && crew__proc_self->hdr == p->m.hdr)
+        return;
+    /* In a process forked from the caller, or a worker of another pool,
+     * the pool is the caller's: let go of our copy only, without telling
+     * the supervisor to stop. */
+    if (getpid() != p->m.hdr->caller_pid) {
+        crew__space_pools(-1);
+        proc_free(pool);
+        return;
+    }
     atomic_store_explicit(&p->m.hdr->stopping, 1, memory_order_seq_cst);
     crew__proc_poke(p);
     reap_supervisor(p, false);
