@@ -282,6 +282,7 @@ size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen);
 int crew__proc_open(crew **out, const crew_config *cfg, unsigned n);
 void crew__proc_close(crew *pool);
 int crew__proc_resize(crew *pool, unsigned n);
+unsigned crew__proc_active(const crew *pool);
 size_t crew__proc_stats(const crew *pool, crew_worker_stats *out, size_t n);
 int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
                    const crew_run_opts *opts);

@@ -232,6 +232,12 @@ int crew__proc_resize(crew *pool, unsigned n)
     return 0;
 }
 
+unsigned crew__proc_active(const crew *pool)
+{
+    /* the shared N: a task's crew_resize changes it from a worker */
+    return proc_load32(&pool->proc->m.hdr->active);
+}
+
 int64_t crew__proc_private_pages(int statm_fd)
 {
     char buf[128];

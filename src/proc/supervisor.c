@@ -76,8 +76,9 @@ static bool spawn(sup *s, unsigned i)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != me)
             _exit(0);
+        /* The eventfd stays: a task may call crew_resize, which pokes us
+         * through it. */
         close(s->caller_fd);
-        close(s->h->event_fd);
         for (unsigned j = 0; j < s->h->max_workers; j++) {
             close_fd(&s->w[j].pidfd);
             close_fd(&s->w[j].statm_fd);
