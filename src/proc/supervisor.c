@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "proc/proc_internal.h"
@@ -311,6 +312,16 @@ _Noreturn void crew__supervisor_main(proc_map *m)
     for (uint32_t i = 0; i < h->n_arenas; i++)
         mmap((void *)(uintptr_t)h->arenas[i].base, h->arenas[i].len, PROT_NONE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    /* Nor their descriptors: workers open arenas through the caller's
+     * (worker.c), and a copy here and in every worker would keep an arena
+     * the caller closes -- its memory, or its file -- alive until
+     * crew_close.  Only descriptors still naming the arena are closed. */
+    for (uint32_t i = 0; i < h->n_arenas; i++) {
+        struct stat st;
+        if (fstat(h->arenas[i].fd, &st) == 0 && (uint64_t)st.st_ino == h->arenas[i].ino &&
+            (uint64_t)st.st_dev == h->arenas[i].dev)
+            close(h->arenas[i].fd);
+    }
 
     if (!fill(&s)) {
         kill_all(&s);
