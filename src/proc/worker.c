@@ -218,6 +218,10 @@ static void run(proc_map *m, unsigned w, uint64_t seq, int statm_fd)
             h->r_body(h->ctx, (size_t)d->lo, (size_t)d->hi, (void *)(uintptr_t)d->res);
             break;
         }
+        /* What the task printed: a worker never exits through exit(), so
+         * stdio buffers left here would be lost (stdout to a file or a
+         * pipe is fully buffered). */
+        fflush(NULL);
         atomic_store_explicit(&my_slot->start_ns, 0, memory_order_release);
         atomic_fetch_add_explicit(&my_slot->jobs, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&my_slot->busy_ns, crew__now_ns() - t0, memory_order_relaxed);
