@@ -154,7 +154,13 @@ static void bury(sup *s, unsigned i, int ws)
 {
     proc_shared *h = s->h;
     sup_worker *w = &s->w[i];
-    bool held = false;
+    bool held = false, ran = false;
+    /* A worker holds one claim at a time, and leaves by itself (exit 0)
+     * only at the top of its loop, holding none: or a task called
+     * _exit(0), and its descriptor is RUNNING.  Either way, a clean exit
+     * leaves no READY descriptor of its own to abandon -- those are other
+     * workers' claims, which they will start. */
+    bool clean_exit = WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
     uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
     uint64_t claim = atomic_load_explicit(&h->claim, memory_order_acquire);
     for (uint64_t seq = tail; seq < claim; seq++) {
@@ -166,8 +172,8 @@ static void bury(sup *s, unsigned i, int ws)
             cause_of_death(s, i, ws, seq, d);
             /* release: the status is written before DONE is seen */
             if (atomic_compare_exchange_strong(&d->state, &st, D_DONE))
-                held = true;
-        } else if (st == D_READY) {
+                held = ran = true;
+        } else if (st == D_READY && !clean_exit) {
             /* Claimed by someone who has not started it: maybe the dead
              * worker.  Abandon it; a live claimer's start then fails. */
             if (atomic_compare_exchange_strong(&d->state, &st, D_ABANDONED))
@@ -182,7 +188,7 @@ static void bury(sup *s, unsigned i, int ws)
     atomic_store_explicit(&s->m->slots[i].pid, 0, memory_order_release);
     atomic_store(&s->m->slots[i].running, 0);
     atomic_store(&s->m->slots[i].start_ns, 0);
-    bool retired = WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && !held;
+    bool retired = clean_exit && !ran;
     if (!retired)
         atomic_fetch_add_explicit(&s->m->slots[i].restarts, 1, memory_order_relaxed);
     w->idle_deaths = held || retired ? 0 : w->idle_deaths + 1;
