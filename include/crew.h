@@ -418,7 +418,7 @@ CREW_API void crew_future_free(crew_future *future);
  * held in the workers: do not open a process pool while another thread
  * holds a lock your tasks need.  Workers ignore SIGINT (so that a terminal
  * Ctrl-C reaches the caller, which decides), die when the caller's process
- * ends in any way (the supervisor watches it; workers have
+ * ends in any way or calls exec (the supervisor watches it; workers have
  * PR_SET_PDEATHSIG), and crew_close leaves no process, zombie, file
  * descriptor or /dev/shm entry behind.  crew_close in a process forked
  * from the caller (say, from an atexit handler when the child exits)

@@ -78,6 +78,10 @@ static void proc_free(crew *pool)
     }
     if (p->supervisor_fd >= 0)
         close(p->supervisor_fd);
+    if (p->life_rd >= 0)
+        close(p->life_rd);
+    if (p->life_wr >= 0)
+        close(p->life_wr);
     pthread_mutex_destroy(&p->call_lock);
     free(p->byte_end);
     free(p);
@@ -116,7 +120,7 @@ int crew__proc_open(crew **out, const crew_config *cfg, unsigned n)
     }
     pool->proc = p;
     p->byte_end = byte_end;
-    p->supervisor_fd = -1;
+    p->supervisor_fd = p->life_rd = p->life_wr = -1;
     p->retries = cfg->retries;
     pthread_mutex_init(&p->call_lock, NULL);
     atomic_init(&pool->active, n);
@@ -131,11 +135,13 @@ int crew__proc_open(crew **out, const crew_config *cfg, unsigned n)
     }
     proc_shared *h = p->m.hdr;
     h->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (h->event_fd < 0) {
+    if (h->event_fd < 0 || pipe2(h->life_fd, O_CLOEXEC) != 0) {
         rc = -errno;
         proc_free(pool);
         return rc;
     }
+    p->life_rd = h->life_fd[0];
+    p->life_wr = h->life_fd[1];
     h->caller_pid = getpid();
     h->max_workers = CREW_MAX_WORKERS;
     h->timeout_ns = (uint64_t)(cfg->task_timeout * 1e9);
@@ -169,6 +175,8 @@ int crew__proc_open(crew **out, const crew_config *cfg, unsigned n)
     if (pid == 0)
         crew__supervisor_main(&p->m);
     p->supervisor = pid;
+    close(p->life_rd);
+    p->life_rd = -1;
     p->supervisor_fd = (int)syscall(SYS_pidfd_open, pid, 0);
     /* Without it a supervisor's death would go unnoticed: calls would wait
      * for ever for the tasks its workers held. */

@@ -87,6 +87,8 @@ typedef struct proc_shared {
     uint64_t timeout_ns;
     int64_t mem_limit_pages;
     int event_fd;                  /* caller -> supervisor: look at the header */
+    int life_fd[2];                /* a pipe: only the caller holds [1] (close-on-exec),
+                                      so [0] reads EOF once it exits or execs */
     /* Control. */
     _Atomic uint32_t active;       /* N: slots [0, N) have workers */
     _Atomic uint32_t stopping;
@@ -132,6 +134,7 @@ typedef struct crew__proc {
     proc_map m;
     pid_t supervisor;
     int supervisor_fd;             /* pidfd of the supervisor */
+    int life_rd, life_wr;          /* our copies of hdr->life_fd (-1: closed) */
     unsigned retries;
     pthread_mutex_t call_lock;     /* one call at a time */
     _Atomic(void *) call_owner;    /* thread inside a call (to refuse re-entry) */

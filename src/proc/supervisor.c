@@ -80,6 +80,7 @@ static bool spawn(sup *s, unsigned i)
         /* The eventfd stays: a task may call crew_resize, which pokes us
          * through it. */
         close(s->caller_fd);
+        close(s->h->life_fd[0]);
         for (unsigned j = 0; j < s->h->max_workers; j++) {
             close_fd(&s->w[j].pidfd);
             close_fd(&s->w[j].statm_fd);
@@ -293,6 +294,9 @@ _Noreturn void crew__supervisor_main(proc_map *m)
     prctl(PR_SET_NAME, "crew-supervisor");
 
     sup s = {.m = m, .h = h};
+    /* Only the caller may hold the pipe's write end: its exit, and also its
+     * exec (which closes it), then reads as EOF here. */
+    close(h->life_fd[1]);
     /* Two descriptors per worker: the caller's soft limit (often 1024)
      * may not be enough; take what the hard limit allows. */
     if (getrlimit(RLIMIT_NOFILE, &s.nofile) == 0 && s.nofile.rlim_cur < s.nofile.rlim_max) {
@@ -338,8 +342,8 @@ _Noreturn void crew__supervisor_main(proc_map *m)
     atomic_store(&h->ready, 1);
     crew__futex_wake_shared(&h->ready, 1);
 
-    struct pollfd *fds = calloc(h->max_workers + 2, sizeof *fds);
-    unsigned *who = calloc(h->max_workers + 2, sizeof *who);
+    struct pollfd *fds = calloc(h->max_workers + 3, sizeof *fds);
+    unsigned *who = calloc(h->max_workers + 3, sizeof *who);
     if (!fds || !who) {
         kill_all(&s);
         atomic_store(&h->lost, 1);
@@ -350,6 +354,7 @@ _Noreturn void crew__supervisor_main(proc_map *m)
         nfds_t n = 0;
         fds[n++] = (struct pollfd){.fd = s.caller_fd, .events = POLLIN};
         fds[n++] = (struct pollfd){.fd = h->event_fd, .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = h->life_fd[0], .events = POLLIN};
         unsigned used = atomic_load(&h->slots_used);
         for (unsigned i = 0; i < used; i++)
             if (s.w[i].pid > 0 && s.w[i].pidfd >= 0) {
@@ -362,13 +367,14 @@ _Noreturn void crew__supervisor_main(proc_map *m)
         int rc = poll(fds, n, timeout);
         if (rc < 0 && errno != EINTR)
             break;
-        if (fds[0].revents || atomic_load(&h->stopping))
+        /* the caller exited, or exec'ed (its memory, hence the pool, is gone) */
+        if (fds[0].revents || fds[2].revents || atomic_load(&h->stopping))
             break;
         if (fds[1].revents) {
             uint64_t v;
             (void)!read(h->event_fd, &v, sizeof v);
         }
-        for (nfds_t k = 2; k < n; k++) {
+        for (nfds_t k = 3; k < n; k++) {
             if (!fds[k].revents)
                 continue;
             unsigned i = who[k];
