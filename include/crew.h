@@ -376,8 +376,11 @@ CREW_API void crew_future_free(crew_future *future);
  *     and task->fault_addr / fault_offset say where.  An arena that is not
  *     frozen is writable in workers, and their writes are seen by the
  *     caller: that is where crew_for bodies put their output.  Freezing
- *     such an arena while workers exist seals it against every new write
- *     at once; a worker drops its writable mapping before its next task.
+ *     such an arena after workers have mapped it seals it against new
+ *     writable mappings and write(2) at once, but a worker keeps its
+ *     writable mapping -- and tasks still running, or started later in
+ *     the same call, may still write through it -- until its first task
+ *     of a later call: freeze between calls, not during one.
  *     While a process pool is open, arenas are placed in one range of
  *     address space reserved for them (up to 16 TiB, less where the
  *     system allows less): an arena that does not fit there is refused
@@ -515,7 +518,9 @@ CREW_API size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n);
  * after your fork is not mapped in your child, so build first, freeze,
  * then fork.  crew_arena_freeze fails with CREW_EBUSY while a child you
  * forked still holds the writable mapping (a process pool's workers do
- * not count: see section 4b).
+ * not count: see section 4b; but once the arena has been shown writable
+ * to a pool's workers, freeze can no longer tell their mappings from
+ * your child's, and succeeds).
  *
  * Limits.  The memfd behind a created arena counts against RLIMIT_FSIZE
  * like any file: growing it past that limit raises SIGXFSZ, which kills

@@ -239,6 +239,9 @@ size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen)
         v->in_space = a->in_space;
         /* acquire: pairs with freeze's release of `frozen` */
         v->writable = !atomic_load_explicit(&a->frozen, memory_order_acquire);
+        /* from now on a worker may hold a writable mapping (freeze) */
+        if (v->writable)
+            atomic_store(&a->shown_writable, 1);
         if (fstat(a->fd, &st) == 0) {
             v->dev = (uint64_t)st.st_dev;
             v->ino = (uint64_t)st.st_ino;
