@@ -386,6 +386,14 @@ CREW_API void crew_future_free(crew_future *future);
  *     system allows less): an arena that does not fit there is refused
  *     (CREW_ENOMEM from crew_arena_create / crew_arena_open).  An arena
  *     a task creates is its worker's own and never shared.
+ *     What workers share is the arena's bytes, not its crew_arena
+ *     object, which is heap memory like any other: the object of an
+ *     arena opened before crew_open is the worker's copy from that
+ *     moment (so crew_arena_root, _size, _get, _str ... inside a task
+ *     answer as the arena was then: an arena built after crew_open looks
+ *     empty), and one created later does not exist there at all.  Give
+ *     tasks pointers into the arena, or its base and refs read by the
+ *     caller, never the handle.
  *   - Everything else -- globals, the heap, the `shared` and `ctx`
  *     pointers' targets, code -- as it was when crew_open returned, copy-
  *     on-write: later changes by the caller are not seen, and a task's
