@@ -11,8 +11,9 @@ int main(void) {
     t[5].fn = crash;
     int rc = crew_run(p, NULL, t, N, NULL);
     printf("run rc=%d t5=%d detail=%d r[7]=%d r[N-1]=%d\n", rc, t[5].status, t[5].detail, r[7], r[N-1]);
-    for (int i = 0; i < N; i++) if (i != 5 && (t[i].status || r[i] != i * i)) { printf("bad %d\n", i); return 1; }
+    for (int i = 0; i < N; i++) if (i != 5 && (t[i].status || r[i] != i * i)) { printf("bad %d\nBUG\n", i); return 1; }
     printf("for rc=%d\n", crew_for(p, 0, 1000000, 0, body, NULL));
     crew_close(p);
+    printf("ok\n");
     return 0;
 }
