@@ -376,8 +376,24 @@ CREW_API void crew_future_free(crew_future *future);
  *     and task->fault_addr / fault_offset say where.  An arena that is not
  *     frozen is writable in workers, and their writes are seen by the
  *     caller: that is where crew_for bodies put their output.  Freezing
- *     such an arena while workers exist seals it against every new write
- *     at once; a worker drops its writable mapping before its next task.
+ *     such an arena after workers have mapped it seals it against new
+ *     writable mappings and write(2) at once, but a worker keeps its
+ *     writable mapping -- and tasks still running, or started later in
+ *     the same call, may still write through it -- until its first task
+ *     of a later call: freeze between calls, not during one.
+ *     While a process pool is open, arenas are placed in one range of
+ *     address space reserved for them (up to 16 TiB, less where the
+ *     system allows less): an arena that does not fit there is refused
+ *     (CREW_ENOMEM from crew_arena_create / crew_arena_open).  An arena
+ *     a task creates is its worker's own and never shared.
+ *     What workers share is the arena's bytes, not its crew_arena
+ *     object, which is heap memory like any other: the object of an
+ *     arena opened before crew_open is the worker's copy from that
+ *     moment (so crew_arena_root, _size, _get, _str ... inside a task
+ *     answer as the arena was then: an arena built after crew_open looks
+ *     empty), and one created later does not exist there at all.  Give
+ *     tasks pointers into the arena, or its base and refs read by the
+ *     caller, never the handle.
  *   - Everything else -- globals, the heap, the `shared` and `ctx`
  *     pointers' targets, code -- as it was when crew_open returned, copy-
  *     on-write: later changes by the caller are not seen, and a task's
@@ -413,9 +429,11 @@ CREW_API void crew_future_free(crew_future *future);
  * held in the workers: do not open a process pool while another thread
  * holds a lock your tasks need.  Workers ignore SIGINT (so that a terminal
  * Ctrl-C reaches the caller, which decides), die when the caller's process
- * ends in any way (the supervisor watches it; workers have
+ * ends in any way or calls exec (the supervisor watches it; workers have
  * PR_SET_PDEATHSIG), and crew_close leaves no process, zombie, file
- * descriptor or /dev/shm entry behind.  A task that calls exit() runs the
+ * descriptor or /dev/shm entry behind.  crew_close in a process forked
+ * from the caller (say, from an atexit handler when the child exits)
+ * frees that process's copy only; the caller's pool goes on.  A task that calls exit() runs the
  * caller's atexit handlers in its worker, as after any fork; crew_open
  * flushes stdio first so that no buffered output is written twice.
  *
@@ -507,8 +525,9 @@ CREW_API size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n);
  * allocations would collide with the parent's.  Space the arena grows into
  * after your fork is not mapped in your child, so build first, freeze,
  * then fork.  crew_arena_freeze fails with CREW_EBUSY while a child you
- * forked still holds the writable mapping, unless a process pool is open
- * (see crew_arena_freeze).
+ * forked still holds the writable mapping, unless the arena has been
+ * shown writable to a process pool's workers: freeze then cannot tell
+ * their mappings from your child's, and succeeds (see crew_arena_freeze).
  *
  * Limits.  The memfd behind a created arena counts against RLIMIT_FSIZE
  * like any file: growing it past that limit raises SIGXFSZ, which kills

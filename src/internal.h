@@ -267,8 +267,12 @@ int crew__space_init(void);
 /* Count open process pools (+1 / -1) and ask whether any is open. */
 void crew__space_pools(int delta);
 int crew__space_has_pools(void);
+/* This process is a process pool's worker: its arenas stay out of the
+ * space, which belongs to the caller. */
+void crew__space_worker(void);
 /* Address space for an arena: in the space when there is room, else a
- * reservation of its own.  MAP_FAILED with errno on failure. */
+ * reservation of its own (refused with ENOMEM while a process pool is
+ * open).  MAP_FAILED with errno on failure. */
 void *crew__space_reserve(size_t len, int *in_space);
 void crew__space_release(void *addr, size_t len, int in_space);
 int crew__space_contains(uintptr_t addr);
@@ -288,6 +292,7 @@ size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen);
 int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n);
 void crew__proc_close(crew *pool);
 int crew__proc_resize(crew *pool, unsigned n);
+unsigned crew__proc_active(const crew *pool);
 size_t crew__proc_stats(const crew *pool, crew_worker_stats *out, size_t n);
 int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
                    const crew_run_opts *opts);

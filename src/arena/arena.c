@@ -343,8 +343,10 @@ static int freeze_seal_write(crew_arena *a, size_t have)
      * write seal waits for no mapping.  The future-write seal forbids
      * every new write and writable mapping from now on while letting
      * existing mappings be; the workers swap theirs for read-only ones
-     * before their next task (section 4b of crew.h). */
-    if (rc == CREW_EBUSY && crew__space_has_pools())
+     * in their first task of the next call (section 4b of crew.h).  Only
+     * for an arena workers were told to map writable: any other writable
+     * mapping is a child's the caller forked, and that is CREW_EBUSY. */
+    if (rc == CREW_EBUSY && atomic_load(&a->shown_writable) && crew__space_has_pools())
         rc = crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0 ? -errno : 0;
     if (rc < 0) {
         /* Undo (also fills a hole a failed swap may have left).  Should

@@ -31,6 +31,7 @@ struct crew_arena {
     int fd;                     /* memfd, or the snapshot file */
     uint64_t map_off;           /* file offset mapped at `map` (snapshots) */
     int in_space;               /* `map` lies in the process pools' space (space.c) */
+    _Atomic int shown_writable; /* listed writable to a process pool's workers (space.c) */
     crew_arena *reg_prev, *reg_next; /* the registry of live arenas (space.c) */
     pthread_mutex_t grow_lock;  /* serializes growth and freeze */
 };

@@ -41,6 +41,7 @@ static size_t n_free, cap_free;
 static crew_arena *live;             /* registry: doubly linked through arena->reg_* */
 static _Atomic uint64_t generation = 1;
 static _Atomic int pools;            /* open process pools */
+static int in_worker;                /* this process is a pool's worker: the space is the caller's */
 
 static size_t align_up(size_t n, size_t to)
 {
@@ -92,12 +93,20 @@ int crew__space_has_pools(void)
     return atomic_load_explicit(&pools, memory_order_seq_cst) > 0;
 }
 
+void crew__space_worker(void)
+{
+    in_worker = 1;
+}
+
 void *crew__space_reserve(size_t len, int *in_space)
 {
     *in_space = 0;
     pthread_mutex_lock(&lock);
     size_t want = align_up(len, SPACE_ALIGN);
-    for (size_t i = 0; space_lo && i < n_free && want >= len; i++) {
+    /* A worker's copy of the free list is the caller's as it was at
+     * crew_open: the caller places its arenas there, and the worker maps
+     * them there, over whatever the worker put in the range. */
+    for (size_t i = 0; space_lo && !in_worker && i < n_free && want >= len; i++) {
         if (free_ranges[i].len < want)
             continue;
         uintptr_t at = free_ranges[i].base;
@@ -112,8 +121,15 @@ void *crew__space_reserve(size_t len, int *in_space)
         return (void *)at;
     }
     pthread_mutex_unlock(&lock);
-    /* No space (none reserved, or full): a reservation of its own, which
-     * workers forked later cannot count on (section 4b). */
+    /* No room while a process pool runs: a reservation of our own would
+     * lie where a worker may have put its own memory; it could not map
+     * the arena there, and its tasks would read that memory instead. */
+    if (space_lo && !in_worker && crew__space_has_pools()) {
+        errno = ENOMEM;
+        return MAP_FAILED;
+    }
+    /* No space (none reserved), or in a worker: a reservation of its
+     * own.  Workers forked later inherit it. */
     return crew__sys.mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                           -1, 0);
 }
@@ -223,6 +239,9 @@ size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen)
         v->in_space = a->in_space;
         /* acquire: pairs with freeze's release of `frozen` */
         v->writable = !atomic_load_explicit(&a->frozen, memory_order_acquire);
+        /* from now on a worker may hold a writable mapping (freeze) */
+        if (v->writable)
+            atomic_store(&a->shown_writable, 1);
         if (fstat(a->fd, &st) == 0) {
             v->dev = (uint64_t)st.st_dev;
             v->ino = (uint64_t)st.st_ino;

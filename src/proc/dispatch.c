@@ -462,9 +462,13 @@ int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
     if (inside_worker(pool)) {
         size_t failed = 0;
         for (size_t i = 0; i < n; i++) {
-            int rc = tasks[i].fn(shared, tasks[i].arg, tasks[i].result);
-            tasks[i].status = rc < 0 ? CREW_EINVAL : rc;
-            tasks[i].runs = 1;
+            if (failed && opts->stop_on_error) {
+                tasks[i].status = CREW_ECANCELED;
+            } else {
+                int rc = tasks[i].fn(shared, tasks[i].arg, tasks[i].result);
+                tasks[i].status = rc < 0 ? CREW_EINVAL : rc;
+                tasks[i].runs = 1;
+            }
             failed += tasks[i].status != 0;
             if (opts->on_done)
                 opts->on_done(opts->ctx, i);

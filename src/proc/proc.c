@@ -78,6 +78,10 @@ static void proc_free(crew *pool)
     }
     if (p->supervisor_fd >= 0)
         close(p->supervisor_fd);
+    if (p->life_rd >= 0)
+        close(p->life_rd);
+    if (p->life_wr >= 0)
+        close(p->life_wr);
     pthread_mutex_destroy(&p->call_lock);
     free(p->byte_end);
     free(p);
@@ -115,7 +119,7 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
     pool->proc = p;
     pool->processes = true;
     p->byte_end = byte_end;
-    p->supervisor_fd = -1;
+    p->supervisor_fd = p->life_rd = p->life_wr = -1;
     p->retries = cfg->retries;
     pthread_mutex_init(&p->call_lock, NULL);
 
@@ -131,11 +135,13 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
     }
     proc_shared *h = p->m.hdr;
     h->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (h->event_fd < 0) {
+    if (h->event_fd < 0 || pipe2(h->life_fd, O_CLOEXEC) != 0) {
         rc = -errno;
         proc_free(pool);
         return rc;
     }
+    p->life_rd = h->life_fd[0];
+    p->life_wr = h->life_fd[1];
     h->caller_pid = getpid();
     h->max_workers = CREW_MAX_WORKERS;
     h->timeout_ns = (uint64_t)(cfg->task_timeout * 1e9);
@@ -169,7 +175,13 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
     if (pid == 0)
         crew__supervisor_main(&p->m);
     p->supervisor = pid;
+    close(p->life_rd);
+    p->life_rd = -1;
     p->supervisor_fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    /* Without it a supervisor's death would go unnoticed: calls would wait
+     * for ever for the tasks its workers held. */
+    if (p->supervisor_fd < 0)
+        atomic_store(&h->lost, 1);
 
     uint64_t t0 = crew__now_ns();
     while (!proc_load32(&h->ready) && !proc_load32(&h->lost)) {
@@ -193,6 +205,18 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
 void crew__proc_close(crew *pool)
 {
     crew__proc *p = pool->proc;
+    /* Inside one of this pool's workers (an atexit handler run by a task's
+     * exit): nothing here is ours to end. */
+    if (crew__proc_self && crew__proc_self->hdr == p->m.hdr)
+        return;
+    /* In a process forked from the caller, or a worker of another pool,
+     * the pool is the caller's: let go of our copy only, without telling
+     * the supervisor to stop. */
+    if (getpid() != p->m.hdr->caller_pid) {
+        crew__space_pools(-1);
+        proc_free(pool);
+        return;
+    }
     atomic_store_explicit(&p->m.hdr->stopping, 1, memory_order_seq_cst);
     crew__proc_poke(p);
     reap_supervisor(p, false);
@@ -213,6 +237,12 @@ int crew__proc_resize(crew *pool, unsigned n)
     crew__futex_wake_shared(&h->work_word, INT32_MAX);
     crew__proc_poke(p);
     return 0;
+}
+
+unsigned crew__proc_active(const crew *pool)
+{
+    /* the shared N: a task's crew_resize changes it from a worker */
+    return proc_load32(&pool->proc->m.hdr->active);
 }
 
 int64_t crew__proc_private_pages(int statm_fd)

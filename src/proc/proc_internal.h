@@ -44,6 +44,11 @@ enum { D_FREE = 0, D_READY = 1, D_RUNNING = 2, D_DONE = 3, D_ABANDONED = 4 };
 
 enum { CALL_RUN = 1, CALL_FOR = 2, CALL_REDUCE = 3 };
 
+/* Set in slot.running by the supervisor when it condemns the task being
+ * run: the worker, finding it there at the task's end, does not leave
+ * the task but waits for its SIGKILL. */
+#define PROC_DOOMED ((uint64_t)1 << 63)
+
 /* Why the supervisor killed a worker (slot.kill_reason). */
 enum { KILL_NONE = 0, KILL_TIMEOUT = 1, KILL_MEMORY = 2, KILL_STOP = 3 };
 
@@ -67,7 +72,8 @@ typedef struct proc_desc {
 typedef struct proc_slot {
     _Alignas(CREW_CACHE_LINE) _Atomic int32_t pid;   /* 0: no worker */
     _Atomic uint32_t kill_reason;
-    _Atomic uint64_t running;      /* sequence + 1 of the descriptor being run; 0: none */
+    _Atomic uint64_t running;      /* sequence + 1 of the descriptor being run; 0: none
+                                      (| PROC_DOOMED: being killed for it) */
     _Atomic uint64_t start_ns;     /* when it started (0: not running a task) */
     _Atomic int64_t mem_base;      /* private pages when it started */
     /* Set by the worker's fault handler just before it dies. */
@@ -84,6 +90,8 @@ typedef struct proc_shared {
     uint64_t timeout_ns;
     int64_t mem_limit_pages;
     int event_fd;                  /* caller -> supervisor: look at the header */
+    int life_fd[2];                /* a pipe: only the caller holds [1] (close-on-exec),
+                                      so [0] reads EOF once it exits or execs */
     /* Control. */
     _Atomic uint32_t active;       /* N: slots [0, N) have workers */
     _Atomic uint32_t stopping;
@@ -129,6 +137,7 @@ typedef struct crew__proc {
     proc_map m;
     pid_t supervisor;
     int supervisor_fd;             /* pidfd of the supervisor */
+    int life_rd, life_wr;          /* our copies of hdr->life_fd (-1: closed) */
     unsigned retries;
     pthread_mutex_t call_lock;     /* one call at a time */
     _Atomic(void *) call_owner;    /* thread inside a call (to refuse re-entry) */

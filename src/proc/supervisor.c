@@ -26,6 +26,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "proc/proc_internal.h"
@@ -47,6 +49,8 @@ typedef struct sup {
     sup_worker *w;             /* [max_workers] */
     int caller_fd;
     uint64_t spawn_failing_since;
+    struct rlimit nofile;      /* the caller's limit, given back to workers */
+    bool nofile_raised;
 } sup;
 
 static void close_fd(int *fd)
@@ -73,21 +77,41 @@ static bool spawn(sup *s, unsigned i)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != me)
             _exit(0);
+        /* The eventfd stays: a task may call crew_resize, which pokes us
+         * through it. */
         close(s->caller_fd);
-        close(s->h->event_fd);
+        close(s->h->life_fd[0]);
         for (unsigned j = 0; j < s->h->max_workers; j++) {
             close_fd(&s->w[j].pidfd);
             close_fd(&s->w[j].statm_fd);
         }
+        if (s->nofile_raised)
+            setrlimit(RLIMIT_NOFILE, &s->nofile);
         crew__worker_main(s->m, i);
     }
     sup_worker *w = &s->w[i];
+    /* A worker we cannot watch (no descriptor left for its pidfd) would
+     * die unnoticed, and the task it held would never be settled; one
+     * whose memory we cannot read would ignore the memory limit.  Such a
+     * start counts as a failed fork. */
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int statm_fd = -1;
+    if (pidfd >= 0 && s->h->mem_limit_pages) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
+        statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    if (pidfd < 0 || (s->h->mem_limit_pages && statm_fd < 0)) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        close_fd(&pidfd);
+        return false;
+    }
     w->pid = pid;
     w->kill_seq = 0;
-    w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
-    w->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+    w->pidfd = pidfd;
+    w->statm_fd = statm_fd;
     atomic_store_explicit(&slot->pid, pid, memory_order_release);
     unsigned used = atomic_load(&s->h->slots_used);
     if (i + 1 > used)
@@ -113,7 +137,7 @@ static void cause_of_death(sup *s, unsigned i, int ws, uint64_t seq, proc_desc *
         d->status = CREW_ETIMEDOUT;
     } else if (reason == KILL_MEMORY) {
         d->status = CREW_ENOMEM;
-    } else if (WIFSIGNALED(ws) && atomic_load(&slot->fault_readonly)) {
+    } else if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGSEGV && atomic_load(&slot->fault_readonly)) {
         d->status = CREW_EREADONLY;
         d->detail = WTERMSIG(ws);
         d->fault_addr = slot->fault_addr;
@@ -132,7 +156,13 @@ static void bury(sup *s, unsigned i, int ws)
 {
     proc_shared *h = s->h;
     sup_worker *w = &s->w[i];
-    bool held = false;
+    bool held = false, ran = false;
+    /* A worker holds one claim at a time, and leaves by itself (exit 0)
+     * only at the top of its loop, holding none: or a task called
+     * _exit(0), and its descriptor is RUNNING.  Either way, a clean exit
+     * leaves no READY descriptor of its own to abandon -- those are other
+     * workers' claims, which they will start. */
+    bool clean_exit = WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
     uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
     uint64_t claim = atomic_load_explicit(&h->claim, memory_order_acquire);
     for (uint64_t seq = tail; seq < claim; seq++) {
@@ -144,8 +174,8 @@ static void bury(sup *s, unsigned i, int ws)
             cause_of_death(s, i, ws, seq, d);
             /* release: the status is written before DONE is seen */
             if (atomic_compare_exchange_strong(&d->state, &st, D_DONE))
-                held = true;
-        } else if (st == D_READY) {
+                held = ran = true;
+        } else if (st == D_READY && !clean_exit) {
             /* Claimed by someone who has not started it: maybe the dead
              * worker.  Abandon it; a live claimer's start then fails. */
             if (atomic_compare_exchange_strong(&d->state, &st, D_ABANDONED))
@@ -160,7 +190,7 @@ static void bury(sup *s, unsigned i, int ws)
     atomic_store_explicit(&s->m->slots[i].pid, 0, memory_order_release);
     atomic_store(&s->m->slots[i].running, 0);
     atomic_store(&s->m->slots[i].start_ns, 0);
-    bool retired = WIFEXITED(ws) && WEXITSTATUS(ws) == 0 && !held;
+    bool retired = clean_exit && !ran;
     if (!retired)
         atomic_fetch_add_explicit(&s->m->slots[i].restarts, 1, memory_order_relaxed);
     w->idle_deaths = held || retired ? 0 : w->idle_deaths + 1;
@@ -218,8 +248,12 @@ static void check_limits(sup *s, uint64_t now)
         }
         if (reason == KILL_NONE)
             continue;
-        /* Check that it still runs the same task, as late as we can. */
-        if (atomic_load_explicit(&slot->running, memory_order_acquire) != running)
+        /* Condemn the task only if the worker still runs it.  The worker
+         * leaves a task by moving `running` from its number to 0, so once
+         * the mark is in, it cannot start another one that the signal
+         * would then kill in its place (worker.c waits for the signal). */
+        uint64_t expect = running;
+        if (!atomic_compare_exchange_strong(&slot->running, &expect, running | PROC_DOOMED))
             continue;
         atomic_store(&slot->kill_reason, reason);
         w->kill_seq = running;
@@ -261,6 +295,15 @@ _Noreturn void crew__supervisor_main(proc_map *m)
     prctl(PR_SET_NAME, "crew-supervisor");
 
     sup s = {.m = m, .h = h};
+    /* Only the caller may hold the pipe's write end: its exit, and also its
+     * exec (which closes it), then reads as EOF here. */
+    close(h->life_fd[1]);
+    /* Two descriptors per worker: the caller's soft limit (often 1024)
+     * may not be enough; take what the hard limit allows. */
+    if (getrlimit(RLIMIT_NOFILE, &s.nofile) == 0 && s.nofile.rlim_cur < s.nofile.rlim_max) {
+        struct rlimit all = {s.nofile.rlim_max, s.nofile.rlim_max};
+        s.nofile_raised = setrlimit(RLIMIT_NOFILE, &all) == 0;
+    }
     s.caller_fd = (int)syscall(SYS_pidfd_open, h->caller_pid, 0);
     s.w = calloc(h->max_workers, sizeof *s.w);
     if (s.caller_fd < 0 || getppid() != h->caller_pid || !s.w) {
@@ -280,6 +323,16 @@ _Noreturn void crew__supervisor_main(proc_map *m)
     for (uint32_t i = 0; i < h->n_arenas; i++)
         mmap((void *)(uintptr_t)h->arenas[i].base, h->arenas[i].len, PROT_NONE,
              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    /* Nor their descriptors: workers open arenas through the caller's
+     * (worker.c), and a copy here and in every worker would keep an arena
+     * the caller closes -- its memory, or its file -- alive until
+     * crew_close.  Only descriptors still naming the arena are closed. */
+    for (uint32_t i = 0; i < h->n_arenas; i++) {
+        struct stat st;
+        if (fstat(h->arenas[i].fd, &st) == 0 && (uint64_t)st.st_ino == h->arenas[i].ino &&
+            (uint64_t)st.st_dev == h->arenas[i].dev)
+            close(h->arenas[i].fd);
+    }
 
     if (!fill(&s)) {
         kill_all(&s);
@@ -290,8 +343,8 @@ _Noreturn void crew__supervisor_main(proc_map *m)
     atomic_store(&h->ready, 1);
     crew__futex_wake_shared(&h->ready, 1);
 
-    struct pollfd *fds = calloc(h->max_workers + 2, sizeof *fds);
-    unsigned *who = calloc(h->max_workers + 2, sizeof *who);
+    struct pollfd *fds = calloc(h->max_workers + 3, sizeof *fds);
+    unsigned *who = calloc(h->max_workers + 3, sizeof *who);
     if (!fds || !who) {
         kill_all(&s);
         atomic_store(&h->lost, 1);
@@ -302,6 +355,7 @@ _Noreturn void crew__supervisor_main(proc_map *m)
         nfds_t n = 0;
         fds[n++] = (struct pollfd){.fd = s.caller_fd, .events = POLLIN};
         fds[n++] = (struct pollfd){.fd = h->event_fd, .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = h->life_fd[0], .events = POLLIN};
         unsigned used = atomic_load(&h->slots_used);
         for (unsigned i = 0; i < used; i++)
             if (s.w[i].pid > 0 && s.w[i].pidfd >= 0) {
@@ -314,13 +368,14 @@ _Noreturn void crew__supervisor_main(proc_map *m)
         int rc = poll(fds, n, timeout);
         if (rc < 0 && errno != EINTR)
             break;
-        if (fds[0].revents || atomic_load(&h->stopping))
+        /* the caller exited, or exec'ed (its memory, hence the pool, is gone) */
+        if (fds[0].revents || fds[2].revents || atomic_load(&h->stopping))
             break;
         if (fds[1].revents) {
             uint64_t v;
             (void)!read(h->event_fd, &v, sizeof v);
         }
-        for (nfds_t k = 2; k < n; k++) {
+        for (nfds_t k = 3; k < n; k++) {
             if (!fds[k].revents)
                 continue;
             unsigned i = who[k];

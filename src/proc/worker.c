@@ -41,13 +41,15 @@ static mapping *mine;
 static size_t n_mine, cap_mine;
 static uint64_t seen_gen;
 static proc_slot *my_slot;
+static pid_t my_pid;
 
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
-    (void)sig;
     (void)uc;
     uintptr_t addr = (uintptr_t)si->si_addr;
-    if (si->si_code == SEGV_ACCERR) {
+    /* Only a fault of the worker itself speaks for its slot: a process a
+     * task forked runs this handler too, on the worker's slot. */
+    if (si->si_code == SEGV_ACCERR && getpid() == my_pid) {
         for (size_t i = 0; i < n_mine; i++) {
             const mapping *m = &mine[i];
             if (m->mapped && !m->v.writable && addr >= m->v.base && addr - m->v.base < m->v.len) {
@@ -59,7 +61,11 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
         }
     }
     /* SA_RESETHAND restored the default action: returning re-runs the
-     * faulting instruction, which now kills the worker by SIGSEGV. */
+     * faulting instruction, which now kills the worker by SIGSEGV.  A
+     * SIGSEGV sent by raise, kill or sigqueue (si_code <= 0) has no
+     * instruction to re-run: send it again, to die of it now. */
+    if (si->si_code <= 0)
+        raise(sig);
 }
 
 static void install_fault_handler(void)
@@ -214,19 +220,29 @@ static void run(proc_map *m, unsigned w, uint64_t seq, int statm_fd)
             h->r_body(h->ctx, (size_t)d->lo, (size_t)d->hi, (void *)(uintptr_t)d->res);
             break;
         }
+        /* What the task printed: a worker never exits through exit(), so
+         * stdio buffers left here would be lost (stdout to a file or a
+         * pipe is fully buffered). */
+        fflush(NULL);
         uint64_t t1 = crew__now_ns();
         atomic_store_explicit(&my_slot->start_ns, 0, memory_order_release);
         atomic_fetch_add_explicit(&my_slot->jobs, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&my_slot->busy_ns, t1 - t0, memory_order_relaxed);
         d->t1 = t1;
     }
+    /* Leave the task, unless the supervisor condemned it meanwhile: its
+     * SIGKILL is on the way, and must not land in the next task. */
+    uint64_t ours = seq + 1;
+    if (!atomic_compare_exchange_strong_explicit(&my_slot->running, &ours, 0,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        for (;;)
+            pause();
     d->status = status;
     d->detail = 0;
     st = D_RUNNING_BY(w);
     /* release: status and results are written before DONE is seen */
     atomic_compare_exchange_strong_explicit(&d->state, &st, D_DONE, memory_order_release,
                                             memory_order_relaxed);
-    atomic_store_explicit(&my_slot->running, 0, memory_order_release);
     uint32_t n = atomic_fetch_add_explicit(&h->done_word, 1, memory_order_seq_cst) + 1;
     /* Wake the caller when it can do something useful: refill an emptied
      * ring, see the end, or now and then collect results. */
@@ -242,6 +258,8 @@ _Noreturn void crew__worker_main(proc_map *m, unsigned w)
     proc_shared *h = m->hdr;
     crew__proc_self = m;
     my_slot = &m->slots[w];
+    my_pid = getpid();
+    crew__space_worker();
     /* Ctrl-C is for the caller to handle; everything else as usual. */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_DFL);

@@ -19,6 +19,8 @@ _Thread_local crew__worker *crew__tls_worker;
 
 unsigned crew__pool_active(const crew *pool)
 {
+    if (pool->proc)
+        return crew__proc_active(pool);
     return atomic_load_explicit(&((crew *)pool)->active, memory_order_relaxed);
 }
 
