@@ -381,19 +381,17 @@ CREW_API void crew_future_free(crew_future *future);
  *     writable mapping -- and tasks still running, or started later in
  *     the same call, may still write through it -- until its first task
  *     of a later call: freeze between calls, not during one.
- *     While a process pool is open, arenas are placed in one range of
- *     address space reserved for them (up to 16 TiB, less where the
- *     system allows less): an arena that does not fit there is refused
- *     (CREW_ENOMEM from crew_arena_create / crew_arena_open).  An arena
- *     a task creates is its worker's own and never shared.
- *     What workers share is the arena's bytes, not its crew_arena
- *     object, which is heap memory like any other: the object of an
- *     arena opened before crew_open is the worker's copy from that
- *     moment (so crew_arena_root, _size, _get, _str ... inside a task
- *     answer as the arena was then: an arena built after crew_open looks
- *     empty), and one created later does not exist there at all.  Give
- *     tasks pointers into the arena, or its base and refs read by the
- *     caller, never the handle.
+ *     Tasks may read an arena through its crew_arena handle
+ *     (crew_arena_root, crew_arena_size, CREW_ARENA_GET, crew_arena_str,
+ *     ...), which answers as in the caller when the call started; only the
+ *     caller changes an arena (crew_arena_alloc, set_root, freeze from a
+ *     task fail with CREW_EINVAL or do nothing, crew_arena_close does
+ *     nothing).  While a process pool is open, arenas are placed in one
+ *     range of address space reserved for them (up to 16 TiB, less where
+ *     the system allows less), and at most 4096 may be open: an arena that
+ *     does not fit is refused (CREW_ENOMEM from crew_arena_create /
+ *     crew_arena_open).  An arena a task creates is its worker's own and
+ *     never shared.
  *   - Everything else -- globals, the heap, the `shared` and `ctx`
  *     pointers' targets, code -- as it was when crew_open returned, copy-
  *     on-write: later changes by the caller are not seen, and a task's

@@ -259,8 +259,12 @@ typedef struct crew__arena_view {
     int fd;              /* in the process that owns the arena */
     int writable;        /* not frozen: map it shared and writable */
     int in_space;        /* inside the reserved space (else its own reservation) */
-    int pad;
+    int shared_handle;   /* the crew_arena object itself is in shared memory */
+    uint64_t handle;     /* the crew_arena object's address */
+    uint64_t used, root; /* its state, for workers' copies of private objects */
 } crew__arena_view;
+
+#define CREW__SPACE_HANDLES 4096u /* arena objects in shared memory */
 
 /* Reserve the space (once per process).  0, or CREW_ENOMEM. */
 int crew__space_init(void);
@@ -284,6 +288,21 @@ uint64_t crew__space_generation(void);
 /* Copy up to cap live arenas into out and their generation into *gen;
  * returns how many are live (which may exceed cap). */
 size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen);
+/* In a worker: bring its private copy of an arena object (one from before
+ * the space existed) up to the caller's state in v. */
+void crew__space_refresh(const crew__arena_view *v);
+/* Arena objects: in shared memory while the space exists (NULL: use the
+ * heap), so that workers see them live at the same address. */
+crew_arena *crew__space_handle_new(void);
+/* 0 when an arena object must be shared but none is free (a process pool
+ * is open and all CREW__SPACE_HANDLES are in use). */
+int crew__space_may_use_heap(void);
+/* 1 if a was such an object (now free), 0 if it came from the heap. */
+int crew__space_handle_free(crew_arena *a);
+/* 1 in a process pool's worker process. */
+int crew__space_in_worker(void);
+/* This process's pid, cached (refreshed after fork). */
+pid_t crew__space_pid(void);
 
 /* ---- src/proc/: process pools, entered from the public calls when
  * pool->proc is set (declared here so that src/sched/ need not know more) */

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "arena/arena_internal.h"
@@ -152,15 +153,45 @@ void crew__arena_prologue(struct crew__prologue *p, uint64_t size, crew_ref root
     p->root = root;
 }
 
+/* The arena object: in shared memory while process pools may need it
+ * (space.c), else on the heap. */
+static void arena_free(crew_arena *a)
+{
+    if (!crew__space_handle_free(a))
+        free(a);
+}
+
+/* Only the process that made an arena changes it: another one (a forked
+ * child, a process pool's worker) would collide with its allocations, and
+ * its copy of the fd number may name another file. */
+static int foreign(const crew_arena *a)
+{
+    return a->owner != crew__space_pid();
+}
+
 static crew_arena *arena_new(int fd, unsigned char *map, size_t map_len)
 {
-    crew_arena *a = calloc(1, sizeof *a);
+    crew_arena *a = crew__space_handle_new();
+    int shared_handle = a != NULL;
+    /* A heap object made while a process pool runs would not exist in its
+     * workers: refuse, as for an arena that finds no room (space.c). */
+    if (!a && !crew__space_may_use_heap())
+        return NULL;
+    if (!a)
+        a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
     if (pthread_mutex_init(&a->grow_lock, NULL) != 0) {
-        free(a);
+        arena_free(a);
         return NULL;
     }
+    struct stat st;
+    if (fstat(fd, &st) == 0) {
+        a->dev = (uint64_t)st.st_dev;
+        a->ino = (uint64_t)st.st_ino;
+    }
+    a->shared_handle = shared_handle;
+    a->owner = crew__space_pid();
     a->fd = fd;
     a->map = map;
     a->map_len = map_len;
@@ -238,7 +269,7 @@ static int arena_grow(crew_arena *a, size_t need)
 
 int crew_arena_try_alloc(crew_arena *a, size_t size, size_t align, crew_ref *ref)
 {
-    if (!a || !ref || size == 0 || !is_pow2(align) || align > CREW_ARENA_MAX_ALIGN)
+    if (!a || !ref || size == 0 || !is_pow2(align) || align > CREW_ARENA_MAX_ALIGN || foreign(a))
         return CREW_EINVAL;
     /* acquire: pairs with the release in freeze (no allocation after it) */
     if (atomic_load_explicit(&a->frozen, memory_order_acquire))
@@ -309,7 +340,7 @@ const void *crew_arena_get_array(const crew_arena *a, crew_ref ref, size_t count
 void crew_arena_set_root(crew_arena *a, crew_ref root)
 {
     /* relaxed: handing the arena to another thread publishes the root */
-    if (a && !atomic_load_explicit(&a->frozen, memory_order_relaxed))
+    if (a && !foreign(a) && !atomic_load_explicit(&a->frozen, memory_order_relaxed))
         atomic_store_explicit(&a->root, root, memory_order_relaxed);
 }
 
@@ -401,7 +432,7 @@ static int freeze_finish(crew_arena *a, size_t len)
 
 int crew_arena_freeze(crew_arena *a)
 {
-    if (!a)
+    if (!a || foreign(a))
         return CREW_EINVAL;
     size_t page = crew__arena_page();
     if (!atomic_load_explicit(&a->frozen, memory_order_acquire)) {
@@ -470,11 +501,14 @@ int crew_arena_fd(const crew_arena *a)
 
 void crew_arena_close(crew_arena *a)
 {
-    if (!a)
+    /* A forked child may release its copy of the object; a worker's
+     * objects are the caller's arenas (shared, or copies it keeps in
+     * step), which the worker must keep mapped. */
+    if (!a || (foreign(a) && (a->shared_handle || crew__space_in_worker())))
         return;
     crew__space_remove(a);
     crew__space_release(a->map, a->map_len, a->in_space);
     close(a->fd);
     pthread_mutex_destroy(&a->grow_lock);
-    free(a);
+    arena_free(a);
 }

@@ -32,6 +32,9 @@ struct crew_arena {
     uint64_t map_off;           /* file offset mapped at `map` (snapshots) */
     int in_space;               /* `map` lies in the process pools' space (space.c) */
     _Atomic int shown_writable; /* listed writable to a process pool's workers (space.c) */
+    int shared_handle;          /* this object lives in shared memory (space.c) */
+    pid_t owner;                /* the process that made it: only it may change it */
+    uint64_t dev, ino;          /* the file behind fd */
     crew_arena *reg_prev, *reg_next; /* the registry of live arenas (space.c) */
     pthread_mutex_t grow_lock;  /* serializes growth and freeze */
 };

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "arena/arena_internal.h"
 
@@ -42,16 +43,78 @@ static crew_arena *live;             /* registry: doubly linked through arena->r
 static _Atomic uint64_t generation = 1;
 static _Atomic int pools;            /* open process pools */
 static int in_worker;                /* this process is a pool's worker: the space is the caller's */
+/* Arena objects made while the space exists: one shared mapping made with
+ * it, so workers forked after crew_open see objects made later, live. */
+static crew_arena *handles;
+static unsigned char handle_used[CREW__SPACE_HANDLES];
+static pid_t self_pid;
 
 static size_t align_up(size_t n, size_t to)
 {
     return (n + to - 1) & ~(to - 1);
 }
 
+static void forked(void)
+{
+    self_pid = 0;
+}
+
+pid_t crew__space_pid(void)
+{
+    /* relaxed is enough: a process computes the same value in any thread */
+    pid_t p = __atomic_load_n(&self_pid, __ATOMIC_RELAXED);
+    if (p == 0) {
+        p = getpid();
+        __atomic_store_n(&self_pid, p, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+static void handles_init(void)
+{
+    void *h = crew__sys.mmap(NULL, CREW__SPACE_HANDLES * sizeof(crew_arena),
+                             PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (h != MAP_FAILED)
+        handles = h;
+    pthread_atfork(NULL, NULL, forked);
+}
+
+crew_arena *crew__space_handle_new(void)
+{
+    crew_arena *a = NULL;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; handles && !in_worker && i < CREW__SPACE_HANDLES; i++)
+        if (!handle_used[i]) {
+            handle_used[i] = 1;
+            a = &handles[i];
+            memset(a, 0, sizeof *a);
+            break;
+        }
+    pthread_mutex_unlock(&lock);
+    return a;
+}
+
+int crew__space_may_use_heap(void)
+{
+    return !handles || in_worker || !crew__space_has_pools();
+}
+
+int crew__space_handle_free(crew_arena *a)
+{
+    if (!handles || a < handles || a >= handles + CREW__SPACE_HANDLES)
+        return 0;
+    pthread_mutex_lock(&lock);
+    handle_used[a - handles] = 0;
+    pthread_mutex_unlock(&lock);
+    return 1;
+}
+
 int crew__space_init(void)
 {
     int rc = 0;
     pthread_mutex_lock(&lock);
+    if (!handles && !in_worker)
+        handles_init();
     if (space_lo == 0) {
         /* As large as the system lets us (ASan and small address spaces
          * take less); address space only: NORESERVE and PROT_NONE. */
@@ -96,6 +159,11 @@ int crew__space_has_pools(void)
 void crew__space_worker(void)
 {
     in_worker = 1;
+}
+
+int crew__space_in_worker(void)
+{
+    return in_worker;
 }
 
 void *crew__space_reserve(size_t len, int *in_space)
@@ -229,7 +297,6 @@ size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen)
         if (n >= cap)
             continue;
         crew__arena_view *v = &out[n];
-        struct stat st;
         memset(v, 0, sizeof *v);
         v->base = (uintptr_t)a->map;
         v->len = a->map_len;
@@ -242,10 +309,12 @@ size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen)
         /* from now on a worker may hold a writable mapping (freeze) */
         if (v->writable)
             atomic_store(&a->shown_writable, 1);
-        if (fstat(a->fd, &st) == 0) {
-            v->dev = (uint64_t)st.st_dev;
-            v->ino = (uint64_t)st.st_ino;
-        }
+        v->dev = a->dev;
+        v->ino = a->ino;
+        v->shared_handle = a->shared_handle;
+        v->handle = (uintptr_t)a;
+        v->used = atomic_load_explicit(&a->used, memory_order_acquire);
+        v->root = atomic_load_explicit(&a->root, memory_order_relaxed);
     }
     pthread_mutex_unlock(&lock);
     return n;
@@ -254,4 +323,16 @@ size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen)
 int crew__space_contains(uintptr_t addr)
 {
     return addr >= space_lo && addr < space_hi;
+}
+
+void crew__space_refresh(const crew__arena_view *v)
+{
+    if (v->shared_handle || !v->handle)
+        return;
+    /* The worker's copy from crew_open: byte for byte the caller's object
+     * of that moment, which is why the fields can be set here. */
+    crew_arena *a = (crew_arena *)(uintptr_t)v->handle;
+    atomic_store_explicit(&a->used, (size_t)v->used, memory_order_relaxed);
+    atomic_store_explicit(&a->root, v->root, memory_order_relaxed);
+    atomic_store_explicit(&a->frozen, !v->writable, memory_order_relaxed);
 }

@@ -54,17 +54,25 @@ void crew__proc_poke(crew__proc *p)
 
 int crew__proc_publish_arenas(crew__proc *p)
 {
-    if (crew__space_generation() == p->table_gen)
-        return 0;
     proc_shared *h = p->m.hdr;
+    if (!p->scratch) {
+        p->scratch = malloc(PROC_MAX_ARENAS * sizeof *p->scratch);
+        if (!p->scratch)
+            return CREW_ENOMEM;
+    }
+    /* Listed at every call, not only when arenas come and go: the size and
+     * root of an arena still being built change without that, and workers
+     * keep copies of the objects of arenas from before crew_open. */
     uint64_t gen;
-    size_t n = crew__space_list(h->arenas, PROC_MAX_ARENAS, &gen);
+    size_t n = crew__space_list(p->scratch, PROC_MAX_ARENAS, &gen);
     if (n > PROC_MAX_ARENAS)
         return -EMFILE;
+    if (n == h->n_arenas && memcmp(p->scratch, h->arenas, n * sizeof *p->scratch) == 0)
+        return 0;
+    memcpy(h->arenas, p->scratch, n * sizeof *p->scratch);
     h->n_arenas = (uint32_t)n;
-    p->table_gen = gen;
     /* release: the table is complete before a worker sees its number */
-    atomic_store_explicit(&h->arena_gen, gen, memory_order_release);
+    atomic_store_explicit(&h->arena_gen, ++p->table_gen, memory_order_release);
     return 0;
 }
 
@@ -84,6 +92,7 @@ static void proc_free(crew *pool)
         close(p->life_wr);
     pthread_mutex_destroy(&p->call_lock);
     free(p->byte_end);
+    free(p->scratch);
     free(p);
     pool->proc = NULL;
 }

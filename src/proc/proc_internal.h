@@ -141,7 +141,8 @@ typedef struct crew__proc {
     unsigned retries;
     pthread_mutex_t call_lock;     /* one call at a time */
     _Atomic(void *) call_owner;    /* thread inside a call (to refuse re-entry) */
-    uint64_t table_gen;            /* registry generation last shown to workers */
+    uint64_t table_gen;            /* number of the table last shown to workers */
+    crew__arena_view *scratch;     /* [PROC_MAX_ARENAS]: the next table, to compare */
     size_t byte_head, byte_tail;   /* the byte area, a FIFO (caller only) */
     size_t *byte_end;              /* [PROC_RING]: where each descriptor's bytes end */
 } crew__proc;

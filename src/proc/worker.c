@@ -176,6 +176,7 @@ static void sync_arenas(proc_shared *h)
         mapping *m = find(h->arenas[k].base);
         if (!m || !m->mapped)
             map_one(&h->arenas[k], h->caller_pid);
+        crew__space_refresh(&h->arenas[k]);
     }
     seen_gen = gen;
 }
