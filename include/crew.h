@@ -519,8 +519,9 @@ CREW_API size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n);
  * arena at its address, whenever it was created.  A process you fork
  * yourself after crew_arena_create sees the arena at the same address,
  * sharing its pages (also later writes to bytes that were allocated before
- * the fork).  Only the creating process may allocate: a child's
- * allocations would collide with the parent's.  Space the arena grows into
+ * the fork).  Only the creating process may allocate, set the root or
+ * freeze (a child's allocations would collide with the parent's): in any
+ * other process these fail with CREW_EINVAL.  Space the arena grows into
  * after your fork is not mapped in your child, so build first, freeze,
  * then fork.  crew_arena_freeze fails with CREW_EBUSY while a child you
  * forked still holds the writable mapping, unless the arena has been
@@ -563,7 +564,7 @@ CREW_API int crew_arena_create(crew_arena **a, size_t capacity);
  * released as a whole).  The ref is aligned to `align` and so is the
  * pointer, because the base is page-aligned.
  * Returns 0; CREW_EINVAL (a or ref NULL, size 0, align not a power of two
- * or too large), CREW_EFULL (capacity exhausted: the arena is unchanged
+ * or too large, or called in a process other than the arena's creator), CREW_EFULL (capacity exhausted: the arena is unchanged
  * and smaller requests may still succeed), CREW_EFROZEN (frozen or opened
  * from a snapshot), CREW_ENOMEM or -errno (the memfd could not grow, for
  * example -EFBIG past RLIMIT_FSIZE: see "Limits" above).
@@ -665,7 +666,7 @@ CREW_API crew_ref crew_arena_root(const crew_arena *a);
  * crew_arena_save, ...) may go on during the freeze: the bytes stay
  * mapped readable throughout, each change of mapping being one atomic
  * replacement.
- * Returns 0; CREW_EINVAL (a NULL); CREW_EBADROOT (the root is neither 0
+ * Returns 0; CREW_EINVAL (a NULL, or not the creating process); CREW_EBADROOT (the root is neither 0
  * nor a ref in use: nothing changed); CREW_EBUSY (no process pool is open
  * and another process, such as a child forked before the freeze, still
  * maps the arena writable: the arena stays writable and unchanged, freeze
