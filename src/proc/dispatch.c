@@ -434,6 +434,17 @@ static bool inside_worker(const crew *pool)
 
 /* ---- the three calls ---------------------------------------------------------- */
 
+static void reset_outcomes(crew_task *tasks, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        tasks[i].status = 0;
+        tasks[i].detail = 0;
+        tasks[i].runs = 0;
+        tasks[i].fault_addr = 0;
+        tasks[i].fault_offset = 0;
+    }
+}
+
 int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
                    const crew_run_opts *opts)
 {
@@ -448,14 +459,8 @@ int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
                            tasks[i].result_size > CREW_PROC_MAX_BYTES - tasks[i].arg_size
                        ? CREW_E2BIG
                        : CREW_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        tasks[i].status = 0;
-        tasks[i].detail = 0;
-        tasks[i].runs = 0;
-        tasks[i].fault_addr = 0;
-        tasks[i].fault_offset = 0;
-    }
     if (inside_worker(pool)) {
+        reset_outcomes(tasks, n);
         size_t failed = 0;
         for (size_t i = 0; i < n; i++) {
             int rc = tasks[i].fn(shared, tasks[i].arg, tasks[i].result);
@@ -472,6 +477,8 @@ int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
     int rc = enter(pool->proc);
     if (rc < 0)
         return rc;
+    /* only now: a refused call (CREW_EBUSY) leaves its tasks as they were */
+    reset_outcomes(tasks, n);
     call c = {.kind = CALL_RUN, .n = n, .tasks = tasks, .opts = opts};
     proc_shared *h = pool->proc->m.hdr;
     h->kind = CALL_RUN;
