@@ -235,12 +235,23 @@ static inline size_t pool_pids(const crew *pool, pid_t *out, size_t cap)
     return n;
 }
 
-/* Wait up to `secs` for the pool to show exactly `want` live workers. */
+/*
+ * Wait up to `secs` for the pool to show exactly `want` workers, all
+ * running.  Just after a worker died its slot may still name it for a
+ * moment (the supervisor settles the task first), so a pid that is a
+ * zombie or gone does not count.
+ */
 static inline int pool_wait_pids(const crew *pool, size_t want, double secs)
 {
     double until = test_now_s() + secs;
     do {
-        if (pool_pids(pool, NULL, 0) == want)
+        pid_t pids[64];
+        size_t n = pool_pids(pool, pids, 64), alive = 0;
+        for (size_t i = 0; i < n && i < 64; i++) {
+            char st = proc_state(pids[i], NULL);
+            alive += st != 0 && st != 'Z' && st != 'X';
+        }
+        if (n == want && alive == want)
             return 1;
         usleep(2000);
     } while (test_now_s() < until);

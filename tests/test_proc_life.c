@@ -185,29 +185,52 @@ static void test_resize(void)
     crew_close(pool);
 }
 
-/* From inside a task (crew_resize may be called there): the pool's N
- * changes for everyone, as from the caller. */
+/*
+ * From inside a task (crew_resize may be called there): the pool's N
+ * changes for everyone, as from the caller, and nothing else the task has
+ * open is touched (a file it opened must not receive the pool's
+ * messages).
+ */
 typedef struct resize_arg {
     crew *pool;
     unsigned n;
+    char path[200];
 } resize_arg;
 
+/* Result: the size of a file the task had open while it resized. */
 static int resize_task(const void *shared, const void *arg, void *result)
 {
     (void)shared;
-    (void)result;
     const resize_arg *a = arg;
-    return crew_resize(a->pool, a->n) == 0 ? 0 : 1;
+    int fd = open(a->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return 2;
+    int rc = crew_resize(a->pool, a->n);
+    struct stat st;
+    *(int64_t *)result = fstat(fd, &st) == 0 ? (int64_t)st.st_size : -1;
+    close(fd);
+    return rc == 0 ? 0 : 1;
 }
 
 static void test_resize_from_task(void)
 {
+    char *dir = scratch_dir();
     crew *pool = test_proc_pool(2, 0, 0, 0);
-    resize_arg a = {pool, 3};
-    crew_task t = {.fn = resize_task, .arg = &a, .arg_size = sizeof a};
+    resize_arg a = {pool, 2, ""};
+    snprintf(a.path, sizeof a.path, "%s/task-file", dir);
+    int64_t size = -1;
+    crew_task t = {.fn = resize_task, .arg = &a, .arg_size = sizeof a, .result = &size,
+                   .result_size = sizeof size};
     test_watchdog_step(&wd, "resize from a task");
+    /* to the same N first: only the file can change */
     ASSERT_OK(crew_run(pool, NULL, &t, 1, NULL));
-    ASSERT_EQ(t.status, 0);
+    if (size != 0)
+        TEST_FAIL_("crew_resize from inside a task wrote %" PRId64 " bytes into a file the "
+                   "task had open",
+                   size);
+    a.n = 3;
+    ASSERT_OK(crew_run(pool, NULL, &t, 1, NULL));
+    ASSERT_EQ(size, 0);
     if (crew_workers(pool) != 3 || !pool_wait_pids(pool, 3, 2.0))
         TEST_FAIL_("crew_resize(3) from inside a task returned 0, yet the pool has N = %u and "
                    "%zu live workers",
@@ -215,6 +238,7 @@ static void test_resize_from_task(void)
     int pids[60];
     ASSERT(run_pids(pool, 60, T_SPIN_MS, 2, pids));
     crew_close(pool);
+    cleanup_dir(dir);
 }
 
 /* Workers ignore SIGINT (a terminal's Ctrl-C is the caller's to handle);
@@ -247,8 +271,10 @@ static void test_signals(void)
         }
         ASSERT_EQ(t[i].runs, 1);
     }
-    /* and a Ctrl-C sent to every worker from outside while tasks run */
+    /* and a Ctrl-C sent to every worker from outside while tasks run
+     * (once the crashed ones are replaced) */
     pid_t workers[4];
+    ASSERT(pool_wait_pids(pool, 2, 5.0));
     ASSERT_EQ(pool_pids(pool, workers, 4), 2);
     crew_arena *a;
     ASSERT_OK(crew_arena_create(&a, 1 << 20));
