@@ -279,6 +279,9 @@ int crew__proc_open(crew **out, const crew_config *cfg, unsigned n);
 void crew__proc_close(crew *pool);
 int crew__proc_resize(crew *pool, unsigned n);
 size_t crew__proc_stats(const crew *pool, crew_worker_stats *out, size_t n);
+/* N as the supervisor and every worker see it (also after a resize made
+ * inside a task, which changes only that worker's copy of the pool). */
+unsigned crew__proc_workers(const crew *pool);
 int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
                    const crew_run_opts *opts);
 int crew__proc_for(crew *pool, size_t begin, size_t end, size_t grain, crew_range_fn *body,

@@ -533,7 +533,7 @@ static int ranges(crew *pool, call *c)
     if (c->grain) {
         c->n = (c->end - c->begin) / c->grain + ((c->end - c->begin) % c->grain != 0);
     } else {
-        c->n = guided_bounds(c->begin, c->end, crew__pool_active(pool), &c->bounds);
+        c->n = guided_bounds(c->begin, c->end, crew__proc_workers(pool), &c->bounds);
         if (c->n == 0)
             return CREW_ENOMEM;
     }

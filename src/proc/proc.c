@@ -216,6 +216,11 @@ int crew__proc_resize(crew *pool, unsigned n)
     return 0;
 }
 
+unsigned crew__proc_workers(const crew *pool)
+{
+    return proc_load32(&pool->proc->m.hdr->active);
+}
+
 int64_t crew__proc_private_pages(int statm_fd)
 {
     char buf[128];

@@ -74,7 +74,9 @@ static bool spawn(sup *s, unsigned i)
         if (getppid() != me)
             _exit(0);
         close(s->caller_fd);
-        close(s->h->event_fd);
+        /* event_fd stays open: a crew_resize from inside a task pokes the
+         * supervisor through it, and while it is held its number cannot
+         * be handed to a file the task opens (which the poke would write) */
         for (unsigned j = 0; j < s->h->max_workers; j++) {
             close_fd(&s->w[j].pidfd);
             close_fd(&s->w[j].statm_fd);

@@ -176,6 +176,8 @@ void crew_close(crew *pool)
 
 unsigned crew_workers(const crew *pool)
 {
+    if (pool && pool->proc)
+        return crew__proc_workers(pool);
     return pool ? crew__pool_active(pool) : 0;
 }
 
