@@ -331,17 +331,19 @@ static void test_snapshots(void)
     crew_arena_set_root(src.a, src.ref);
     ASSERT_OK(crew_arena_save(src.a, path));
     ASSERT_OK(crew_arena_freeze(src.a));
+    crew_arena *opened[4];
+    ASSERT_OK(crew_arena_open(&opened[3], path, 0)); /* before crew_open, for contrast */
     crew *pool = test_proc_pool(WORKERS, 0, 0, 0);
-    crew_arena *opened[3];
     ASSERT_OK(crew_arena_open(&opened[0], path, 0));
     ASSERT_OK(crew_arena_open(&opened[1], path, CREW_ARENA_VERIFY));
     ASSERT_OK(crew_arena_open_fd(&opened[2], crew_arena_fd(src.a), 0));
     filled_free(&src); /* the adopted one keeps its own fd */
-    static const char *const names[3] = {"snapshot", "verified snapshot", "adopted memfd"};
+    static const char *const names[4] = {"snapshot", "verified snapshot", "adopted memfd",
+                                         "snapshot opened before crew_open"};
     uint64_t **at = calloc(N, sizeof *at);
     uint64_t *want = calloc(N, sizeof *want);
     ASSERT(at && want);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
         crew_ref root = crew_arena_root(opened[k]);
         ASSERT_NE(root, 0);
         const uint64_t *w = CREW_ARENA_GET_ARRAY(opened[k], uint64_t, root, N);
@@ -355,7 +357,7 @@ static void test_snapshots(void)
         uint64_t *some[3] = {at[0], at[N / 2 + 1], at[N - 1]};
         poke_readonly(pool, opened[k], some, 3, names[k]);
     }
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         crew_arena_close(opened[k]);
     crew_close(pool);
     free(at);

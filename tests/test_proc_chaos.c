@@ -292,6 +292,11 @@ static want retry_expect(int mode, unsigned retries)
     }
 }
 
+static void count_done(void *ctx, size_t i)
+{
+    ((unsigned *)ctx)[i]++;
+}
+
 static void retry_round(unsigned retries)
 {
     enum { EACH = 2, PLAIN = 300 };
@@ -316,14 +321,18 @@ static void retry_round(unsigned retries)
                                .result = &results[i], .result_size = sizeof results[i]};
     }
     test_watchdog_step(&wd, retries ? "retries: crew_run" : "no retries: crew_run");
-    ASSERT_EQ(crew_run(pool, NULL, tasks, n, NULL), CREW_EFAILED);
+    unsigned done_calls[PLAIN + EACH * (RT_MODES - 1)] = {0};
+    crew_run_opts opts = {.on_done = count_done, .ctx = done_calls};
+    ASSERT_EQ(crew_run(pool, NULL, tasks, n, &opts), CREW_EFAILED);
     size_t bad = 0, special = 0;
     for (size_t i = 0; i < n; i++) {
         want w = retry_expect((int)args[i].mode, retries);
         const crew_task *t = &tasks[i];
         special += args[i].mode != RT_OK;
         unsigned started = atomic_load(&starts[i]);
+        /* on_done once, when the status is final: not for a run that is retried */
         int ok = t->status == w.status && t->runs == w.runs && started == w.runs &&
+                 done_calls[i] == 1 &&
                  (w.detail < 0 || t->detail == w.detail) &&
                  results[i] == (w.status == 0 ? value_of(i) : UNTOUCHED);
         if (!ok && bad++ < 10)
@@ -335,6 +344,22 @@ static void retry_round(unsigned retries)
     ASSERT_EQ(special, EACH * (RT_MODES - 1));
     if (bad)
         TEST_FAIL_("retries %u: %zu tasks ended wrongly", retries, bad);
+
+    /* A crash that a retry makes good is no failure: stop_on_error does
+     * not stop the run for it. */
+    if (retries) {
+        for (size_t i = 0; i < n; i++) {
+            args[i].mode = i == 5 ? RT_CRASH_ONCE : RT_OK;
+            atomic_store(&starts[i], 0);
+        }
+        crew_run_opts stop = {.stop_on_error = 1};
+        ASSERT_OK(crew_run(pool, NULL, tasks, n, &stop));
+        for (size_t i = 0; i < n; i++) {
+            ASSERT_EQ(tasks[i].status, 0);
+            ASSERT_EQ(tasks[i].runs, i == 5 ? 2 : 1);
+            ASSERT_UEQ(results[i], value_of(i));
+        }
+    }
     crew_arena_close(a);
     crew_close(pool);
 }

@@ -303,6 +303,47 @@ static void test_signals(void)
     ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     for (int i = 0; i < 2; i++)
         ASSERT(has_pid(workers, 2, res[i]));
+
+    /* A worker killed from outside: its task is a crash by SIGKILL, and
+     * the worker is replaced; an idle one killed is replaced too. */
+    ASSERT_EQ(kill(workers[0], SIGKILL), 0);
+    double until = test_now_s() + 5.0;
+    while (proc_state(workers[0], NULL) != 0 && test_now_s() < until)
+        usleep(1000);
+    ASSERT(pool_wait_pids(pool, 2, 5.0));
+    atomic_store(started, 0);
+    slow.ms = 5000;
+    crew_task one = {.fn = life_task, .arg = &slow, .arg_size = sizeof slow,
+                     .result = &res[0], .result_size = sizeof res[0]};
+    pid_t now[2];
+    ASSERT_EQ(pool_pids(pool, now, 2), 2);
+    ASSERT(!has_pid(now, 2, workers[0]));
+    fflush(NULL);
+    child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        /* which worker took the task is unknown here: kill both, the
+         * busy one and an idle one, once the task has started */
+        double end = test_now_s() + 10.0;
+        while (atomic_load(started) < 1 && test_now_s() < end)
+            usleep(1000);
+        kill(now[0], SIGKILL);
+        kill(now[1], SIGKILL);
+        _exit(0);
+    }
+    test_watchdog_step(&wd, "worker killed from outside");
+    ASSERT_EQ(crew_run(pool, NULL, &one, 1, NULL), CREW_EFAILED);
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_EQ(one.status, CREW_ECRASHED);
+    ASSERT_EQ(one.detail, SIGKILL);
+    ASSERT_EQ(one.runs, 1);
+    ASSERT(pool_wait_pids(pool, 2, 5.0));
+    int pids[20];
+    ASSERT(run_pids(pool, 20, T_PID, 0, pids));
+    crew_worker_stats st[2];
+    ASSERT_EQ(crew_stats(pool, st, 2), 2);
+    /* the signals above, the idle kill and these two */
+    ASSERT_UEQ(st[0].restarts + st[1].restarts, 4 + 1 + 2);
     crew_arena_close(a);
     crew_close(pool);
 }
