@@ -388,7 +388,7 @@ CREW_API void crew_future_free(crew_future *future);
  *     task fail with CREW_EINVAL or do nothing, crew_arena_close does
  *     nothing).  While a process pool is open, arenas are placed in one
  *     range of address space reserved for them (up to 16 TiB, less where
- *     the system allows less), and at most 4096 may be open: an arena that
+ *     the system allows less), and at most 65536 may be open: an arena that
  *     does not fit is refused (CREW_ENOMEM from crew_arena_create /
  *     crew_arena_open).  An arena a task creates is its worker's own and
  *     never shared.

@@ -264,7 +264,7 @@ typedef struct crew__arena_view {
     uint64_t used, root; /* its state, for workers' copies of private objects */
 } crew__arena_view;
 
-#define CREW__SPACE_HANDLES 4096u /* arena objects in shared memory */
+#define CREW__SPACE_HANDLES 65536u /* arena objects in shared memory */
 
 /* Reserve the space (once per process).  0, or CREW_ENOMEM. */
 int crew__space_init(void);
@@ -311,6 +311,8 @@ pid_t crew__space_pid(void);
 int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n);
 void crew__proc_close(crew *pool);
 int crew__proc_resize(crew *pool, unsigned n);
+/* N as the supervisor and every worker see it (also after a resize made
+ * inside a task, which changes only that worker's copy of the pool). */
 unsigned crew__proc_active(const crew *pool);
 size_t crew__proc_stats(const crew *pool, crew_worker_stats *out, size_t n);
 int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,

@@ -81,15 +81,19 @@ static void handles_init(void)
 
 crew_arena *crew__space_handle_new(void)
 {
+    static size_t next; /* where the last search ended: most searches take one step */
     crew_arena *a = NULL;
     pthread_mutex_lock(&lock);
-    for (size_t i = 0; handles && !in_worker && i < CREW__SPACE_HANDLES; i++)
+    for (size_t k = 0; handles && !in_worker && k < CREW__SPACE_HANDLES; k++) {
+        size_t i = (next + k) % CREW__SPACE_HANDLES;
         if (!handle_used[i]) {
             handle_used[i] = 1;
+            next = i + 1;
             a = &handles[i];
             memset(a, 0, sizeof *a);
             break;
         }
+    }
     pthread_mutex_unlock(&lock);
     return a;
 }

@@ -438,6 +438,17 @@ static bool inside_worker(const crew *pool)
 
 /* ---- the three calls ---------------------------------------------------------- */
 
+static void reset_outcomes(crew_task *tasks, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        tasks[i].status = 0;
+        tasks[i].detail = 0;
+        tasks[i].runs = 0;
+        tasks[i].fault_addr = 0;
+        tasks[i].fault_offset = 0;
+    }
+}
+
 int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
                    const crew_run_opts *opts)
 {
@@ -452,14 +463,8 @@ int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
                            tasks[i].result_size > CREW_PROC_MAX_BYTES - tasks[i].arg_size
                        ? CREW_E2BIG
                        : CREW_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        tasks[i].status = 0;
-        tasks[i].detail = 0;
-        tasks[i].runs = 0;
-        tasks[i].fault_addr = 0;
-        tasks[i].fault_offset = 0;
-    }
     if (inside_worker(pool)) {
+        reset_outcomes(tasks, n);
         size_t failed = 0;
         for (size_t i = 0; i < n; i++) {
             if (failed && opts->stop_on_error) {
@@ -480,6 +485,8 @@ int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
     int rc = enter(pool->proc);
     if (rc < 0)
         return rc;
+    /* only now: a refused call (CREW_EBUSY) leaves its tasks as they were */
+    reset_outcomes(tasks, n);
     call c = {.kind = CALL_RUN, .n = n, .tasks = tasks, .opts = opts};
     proc_shared *h = pool->proc->m.hdr;
     h->kind = CALL_RUN;
@@ -534,7 +541,7 @@ static int ranges(crew *pool, call *c)
     if (c->grain) {
         c->n = (c->end - c->begin) / c->grain + ((c->end - c->begin) % c->grain != 0);
     } else {
-        c->n = guided_bounds(c->begin, c->end, crew__pool_active(pool), &c->bounds);
+        c->n = guided_bounds(c->begin, c->end, crew__proc_active(pool), &c->bounds);
         if (c->n == 0)
             return CREW_ENOMEM;
     }

@@ -35,7 +35,7 @@
 
 #define PROC_RING 8192u                     /* descriptors in flight (power of two) */
 #define PROC_BYTES ((size_t)64 << 20)       /* argument/result bytes in flight */
-#define PROC_MAX_ARENAS 4096u               /* arenas a worker can map */
+#define PROC_MAX_ARENAS CREW__SPACE_HANDLES /* arenas a worker can map */
 #define PROC_TICK_NS 1000000u               /* supervisor's check period during calls */
 
 enum { D_FREE = 0, D_READY = 1, D_RUNNING = 2, D_DONE = 3, D_ABANDONED = 4 };
