@@ -8,13 +8,15 @@
  * it when the ring runs dry, when something failed, and every 64
  * finished descriptors; it also wakes every 10 ms for progress.  Each
  * time it collects finished descriptors (copying results out, calling
- * on_done), frees the oldest ones, and refills the ring.  An item whose
- * descriptor was abandoned by a dying worker, or that crashed or timed out
- * with retries left, is written again.
+ * on_done), frees them, and refills the ring.  An item whose descriptor
+ * was abandoned by a dying worker, or that crashed or timed out with
+ * retries left, is written again.
  *
- * The ring holds at most PROC_RING descriptors and PROC_BYTES bytes, so
- * memory stays bounded for any number of tasks, and a slow task only holds
- * back the freeing, not the running, of the ones after it.
+ * At most PROC_RING descriptors and PROC_BYTES bytes are in flight, so
+ * memory stays bounded for any number of tasks.  Both are freed in any
+ * order (descriptors through a free list, bytes by first fit over sorted
+ * free ranges), so a slow task keeps only its own descriptor and bytes:
+ * the others flow past it.
  */
 #include <math.h>
 #include <poll.h>
@@ -51,6 +53,8 @@ typedef struct call {
     size_t n_again, cap_again;
     size_t finished, failed;
     int error;                    /* CALL_FOR/REDUCE: the first failure */
+    uint64_t head;                /* queue positions produced (published or not) */
+    size_t in_flight;             /* descriptors not yet freed */
     bool stopped;
     uint64_t last_progress;
 } call;
@@ -65,36 +69,70 @@ static bool retryable(int status)
     return status == CREW_ECRASHED || status == CREW_ETIMEDOUT;
 }
 
-/* ---- the byte area: a FIFO of the descriptors' bytes --------------------- */
+/* ---- descriptors and the byte area (the caller's bookkeeping) ------------ */
 
-static bool bytes_alloc(crew__proc *p, size_t need, bool empty, size_t *off)
+/* First fit in the sorted free ranges.  false: no range is large enough. */
+static bool bytes_alloc(crew__proc *p, size_t need, size_t *off)
 {
-    if (empty)
-        p->byte_head = p->byte_tail = 0;
-    size_t h = p->byte_head, t = p->byte_tail;
-    if (need == 0) {
-        *off = h;
+    *off = 0;
+    if (need == 0)
         return true;
-    }
-    if (h >= t) { /* in use: [t, h) */
-        if (PROC_BYTES - h >= need) {
-            *off = h;
-            p->byte_head = h + need;
-            return true;
+    for (size_t i = 0; i < p->n_free_bytes; i++) {
+        struct proc_range *r = &p->free_bytes[i];
+        if (r->len < need)
+            continue;
+        *off = r->off;
+        r->off += need;
+        r->len -= need;
+        if (r->len == 0) {
+            memmove(r, r + 1, (p->n_free_bytes - i - 1) * sizeof *r);
+            p->n_free_bytes--;
         }
-        if (t > need) { /* wrap; strictly: head must not catch up with tail */
-            *off = 0;
-            p->byte_head = need;
-            return true;
-        }
-        return false;
-    }
-    if (t - h > need) { /* wrapped: free is [h, t) */
-        *off = h;
-        p->byte_head = h + need;
         return true;
     }
     return false;
+}
+
+/* Give [off, off + len) back, merging with its neighbours.  Ranges in use
+ * belong to distinct descriptors, so the free ranges between them never
+ * number more than PROC_RING + 1: the array always has room. */
+static void bytes_free(crew__proc *p, size_t off, size_t len)
+{
+    if (len == 0)
+        return;
+    struct proc_range *r = p->free_bytes;
+    size_t n = p->n_free_bytes, lo = 0, hi = n;
+    while (lo < hi) { /* first range after off */
+        size_t mid = (lo + hi) / 2;
+        if (r[mid].off < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    bool prev = lo > 0 && r[lo - 1].off + r[lo - 1].len == off;
+    bool next = lo < n && off + len == r[lo].off;
+    if (prev && next) {
+        r[lo - 1].len += len + r[lo].len;
+        memmove(&r[lo], &r[lo + 1], (n - lo - 1) * sizeof *r);
+        p->n_free_bytes--;
+    } else if (prev) {
+        r[lo - 1].len += len;
+    } else if (next) {
+        r[lo].off = off;
+        r[lo].len += len;
+    } else {
+        memmove(&r[lo + 1], &r[lo], (n - lo) * sizeof *r);
+        r[lo] = (struct proc_range){off, len};
+        p->n_free_bytes++;
+    }
+}
+
+/* Descriptor k's outcome has been read: free it and its bytes. */
+static void desc_free(crew__proc *p, uint32_t k)
+{
+    atomic_store_explicit(&p->m.ring[k].state, D_FREE, memory_order_relaxed);
+    bytes_free(p, p->desc_off[k], p->desc_len[k]);
+    p->free_desc[p->n_free_desc++] = k;
 }
 
 /* ---- items ------------------------------------------------------------------ */
@@ -110,15 +148,17 @@ static void item_range(const call *c, size_t k, size_t *lo, size_t *hi)
     }
 }
 
-/* Write item k into the ring.  false: the ring or the byte area is full. */
+/* Write item k into a free descriptor and queue it (head is published by
+ * refill).  false: no descriptor, or no room in the byte area. */
 static bool produce(call *c, size_t k)
 {
     crew__proc *p = c->p;
     proc_shared *h = c->h;
-    uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-    if (head - tail >= PROC_RING)
+    /* A free descriptor means fewer than PROC_RING queued and unclaimed,
+     * so position head's queue slot has been read by its claimer. */
+    if (p->n_free_desc == 0)
         return false;
+    uint64_t head = c->head;
     size_t arg_size = 0, res_size = 0;
     if (c->kind == CALL_RUN) {
         arg_size = c->tasks[k].arg_size;
@@ -126,15 +166,20 @@ static bool produce(call *c, size_t k)
     } else if (c->kind == CALL_REDUCE) {
         res_size = c->acc_size;
     }
-    /* A call starts with an empty byte area, and a reduce allocates only
-     * accumulators rounded up to 64 bytes: they stay 64-byte aligned, as
-     * thread pools keep them. */
+    /* A call starts with the whole byte area free (everything is freed by
+     * the end of a call, and free ranges merge), and a reduce allocates
+     * only accumulators rounded up to 64 bytes: they stay 64-byte aligned,
+     * as thread pools keep them. */
     size_t arg_room = round_up(arg_size, ALIGN);
     size_t res_room = round_up(res_size, ALIGN);
     size_t off;
-    if (!bytes_alloc(p, arg_room + res_room, head == tail, &off))
+    if (!bytes_alloc(p, arg_room + res_room, &off))
         return false;
-    proc_desc *d = &c->p->m.ring[head % PROC_RING];
+    uint32_t idx = p->free_desc[--p->n_free_desc];
+    p->desc_off[idx] = off;
+    p->desc_len[idx] = arg_room + res_room;
+    c->in_flight++;
+    proc_desc *d = &c->p->m.ring[idx];
     unsigned char *bytes = p->m.bytes;
     d->seq = head;
     d->item = k;
@@ -161,11 +206,19 @@ static bool produce(call *c, size_t k)
         d->lo = lo;
         d->hi = hi;
     }
-    p->byte_end[head % PROC_RING] = p->byte_head;
-    /* release: the descriptor is complete before a worker can claim it */
+    /* release: the descriptor is complete before a worker can start it */
     atomic_store_explicit(&d->state, D_READY, memory_order_release);
-    atomic_store_explicit(&h->head, head + 1, memory_order_seq_cst);
+    atomic_store_explicit(&h->queue[head % PROC_RING], idx, memory_order_relaxed);
+    c->head = head + 1;
     return true;
+}
+
+/* Let workers see what produce queued (the queue entries and descriptors
+ * were written before: seq_cst orders them, and orders this store before
+ * the look at idle in refill). */
+static void publish_head(call *c)
+{
+    atomic_store_explicit(&c->h->head, c->head, memory_order_seq_cst);
 }
 
 static bool hand_again(call *c, size_t k)
@@ -198,8 +251,11 @@ static size_t refill(call *c)
         } else {
             break;
         }
-        made++;
+        /* Now and then, so that idle workers start while we fill. */
+        if (++made % 64 == 0)
+            publish_head(c);
     }
+    publish_head(c);
     if (made && atomic_load_explicit(&c->h->idle, memory_order_seq_cst)) {
         atomic_fetch_add_explicit(&c->h->work_word, 1, memory_order_seq_cst);
         crew__futex_wake_shared(&c->h->work_word, INT32_MAX);
@@ -263,16 +319,13 @@ static void settle_range(call *c, const proc_desc *d)
     finish(c, k, status);
 }
 
-/* Collect finished descriptors, free the oldest, return how many settled. */
+/* Collect finished descriptors and free them; return how many. */
 static size_t collect(call *c)
 {
     crew__proc *p = c->p;
-    proc_shared *h = c->h;
-    uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
     size_t settled = 0;
-    for (uint64_t s = tail; s < head; s++) {
-        proc_desc *d = &p->m.ring[s % PROC_RING];
+    for (uint32_t k = 0; k < PROC_RING && c->in_flight; k++) {
+        proc_desc *d = &p->m.ring[k];
         /* acquire: pairs with the release that made it DONE or ABANDONED */
         uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
         if (st == D_ABANDONED) {
@@ -292,18 +345,10 @@ static size_t collect(call *c)
         } else {
             continue;
         }
-        atomic_store_explicit(&d->state, D_FREE, memory_order_relaxed);
+        desc_free(p, k);
+        c->in_flight--;
         settled++;
     }
-    /* Free in order, so the byte area stays a FIFO. */
-    while (tail < head &&
-           atomic_load_explicit(&p->m.ring[tail % PROC_RING].state, memory_order_relaxed) ==
-               D_FREE) {
-        p->byte_tail = p->byte_end[tail % PROC_RING];
-        tail++;
-    }
-    /* release: the supervisor reads descriptors from tail on */
-    atomic_store_explicit(&h->tail, tail, memory_order_release);
     return settled;
 }
 
@@ -336,19 +381,17 @@ static bool supervisor_alive(crew__proc *p)
 static void give_up(call *c)
 {
     proc_shared *h = c->h;
-    uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
-    for (uint64_t s = tail; s < head; s++) {
-        proc_desc *d = &c->p->m.ring[s % PROC_RING];
+    for (uint32_t k = 0; k < PROC_RING && c->in_flight; k++) {
+        proc_desc *d = &c->p->m.ring[k];
         if (atomic_load_explicit(&d->state, memory_order_acquire) == D_FREE)
             continue;
-        atomic_store(&d->state, D_FREE);
-        if (!hand_again(c, d->item))
-            finish(c, d->item, CREW_ELOST);
+        size_t item = d->item;
+        desc_free(c->p, k);
+        c->in_flight--;
+        if (!hand_again(c, item))
+            finish(c, item, CREW_ELOST);
     }
-    atomic_store(&h->tail, head);
-    atomic_store(&h->claim, head);
-    c->p->byte_head = c->p->byte_tail = 0;
+    atomic_store(&h->claim, c->head);
     while (c->n_again || c->next < c->n) {
         size_t k = c->n_again ? c->again[--c->n_again] : c->next++;
         if (c->kind == CALL_RUN)
@@ -379,6 +422,7 @@ static int drive(crew *pool, call *c)
     c->p = p;
     c->h = h;
     c->last_progress = crew__now_ns();
+    c->head = atomic_load_explicit(&h->head, memory_order_relaxed);
     if (!supervisor_alive(p)) {
         give_up(c);
         return CREW_ELOST;
@@ -396,8 +440,7 @@ static int drive(crew *pool, call *c)
         if (c->stopped)
             cancel_rest(c);
         refill(c);
-        uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-        if (c->finished == c->n && head == atomic_load_explicit(&h->tail, memory_order_relaxed))
+        if (c->finished == c->n && c->in_flight == 0)
             break;
         progress(c, false);
         atomic_store_explicit(&h->caller_waiting, 1, memory_order_seq_cst);

@@ -91,7 +91,10 @@ static void proc_free(crew *pool)
     if (p->life_wr >= 0)
         close(p->life_wr);
     pthread_mutex_destroy(&p->call_lock);
-    free(p->byte_end);
+    free(p->free_desc);
+    free(p->free_bytes);
+    free(p->desc_off);
+    free(p->desc_len);
     free(p->scratch);
     free(p);
     pool->proc = NULL;
@@ -120,14 +123,27 @@ static void reap_supervisor(crew__proc *p, bool kill_it)
 int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
 {
     crew__proc *p = crew__sys.calloc(1, sizeof *p);
-    size_t *byte_end = p ? crew__sys.calloc(PROC_RING, sizeof *byte_end) : NULL;
-    if (!byte_end) {
+    if (!p)
+        return CREW_ENOMEM;
+    p->free_desc = crew__sys.calloc(PROC_RING, sizeof *p->free_desc);
+    p->free_bytes = crew__sys.calloc(PROC_RING + 1, sizeof *p->free_bytes);
+    p->desc_off = crew__sys.calloc(PROC_RING, sizeof *p->desc_off);
+    p->desc_len = crew__sys.calloc(PROC_RING, sizeof *p->desc_len);
+    if (!p->free_desc || !p->free_bytes || !p->desc_off || !p->desc_len) {
+        free(p->free_desc);
+        free(p->free_bytes);
+        free(p->desc_off);
+        free(p->desc_len);
         free(p);
         return CREW_ENOMEM;
     }
+    for (uint32_t i = 0; i < PROC_RING; i++)
+        p->free_desc[i] = PROC_RING - 1 - i;
+    p->n_free_desc = PROC_RING;
+    p->free_bytes[0] = (struct proc_range){0, PROC_BYTES};
+    p->n_free_bytes = 1;
     pool->proc = p;
     pool->processes = true;
-    p->byte_end = byte_end;
     p->supervisor_fd = p->life_rd = p->life_wr = -1;
     p->retries = cfg->retries;
     pthread_mutex_init(&p->call_lock, NULL);

@@ -16,15 +16,19 @@
  * header below, the worker slots, the ring of work descriptors, and the
  * byte area holding arguments, results and accumulators.
  *
- * The ring.  Descriptors carry sequence numbers s = 0, 1, 2, ...; s lives
- * at ring[s % PROC_RING].  The caller fills descriptors and advances head;
- * a worker claims the next one by advancing claim with a CAS and then
- * moves its state READY -> RUNNING; whoever finishes it (the worker, or
- * the supervisor for a dead worker) moves RUNNING -> DONE; the caller
- * reads the outcome, marks it FREE and advances tail over FREE ones.  A
- * descriptor claimed by a worker that died before starting it is still
- * READY: the supervisor moves it to ABANDONED (a CAS, so at most one of
- * "start it" and "abandon it" happens) and the caller hands it out again.
+ * The ring.  PROC_RING descriptors hold the work in flight, taken from a
+ * free list and returned to it in any order, so a slow task keeps only its
+ * own descriptor (and bytes) busy.  The order of work is a queue of
+ * descriptor numbers with sequence numbers s = 0, 1, 2, ... (position s at
+ * queue[s % PROC_RING]): the caller fills a descriptor, appends its number
+ * and advances head; a worker reads the number at position claim, takes the
+ * position by advancing claim with a CAS, and moves the descriptor's state
+ * READY -> RUNNING; whoever finishes it (the worker, or the supervisor for
+ * a dead worker) moves RUNNING -> DONE; the caller reads the outcome and
+ * frees it.  A descriptor claimed by a worker that died before starting it
+ * is still READY with a position below claim: the supervisor moves it to
+ * ABANDONED (a CAS, so at most one of "start it" and "abandon it" happens)
+ * and the caller hands it out again.
  */
 #ifndef CREW_PROC_INTERNAL_H
 #define CREW_PROC_INTERNAL_H
@@ -57,7 +61,7 @@ typedef struct proc_desc {
     int32_t status;          /* out: the outcome (see dispatch.c) */
     int32_t detail;          /* out: signal or exit code */
     uint32_t started;        /* out: the function was called */
-    uint64_t seq;            /* the sequence number it was filled for */
+    uint64_t seq;            /* its position in the queue */
     uint64_t item;           /* task index, or range index */
     uint64_t lo, hi;         /* the range (CALL_FOR, CALL_REDUCE) */
     crew_task_fn *fn;        /* CALL_RUN */
@@ -110,7 +114,7 @@ typedef struct proc_shared {
     /* The ring's sequence numbers. */
     _Alignas(CREW_CACHE_LINE) _Atomic uint64_t head;
     _Alignas(CREW_CACHE_LINE) _Atomic uint64_t claim;
-    _Alignas(CREW_CACHE_LINE) _Atomic uint64_t tail;
+    _Atomic uint32_t queue[PROC_RING]; /* descriptor numbers in the order of work */
     /* Sleeping and waking. */
     _Alignas(CREW_CACHE_LINE) _Atomic uint32_t work_word;   /* bumped when work appears */
     _Atomic uint32_t idle;         /* workers asleep on work_word */
@@ -126,7 +130,7 @@ typedef struct proc_shared {
 typedef struct proc_map {
     proc_shared *hdr;
     proc_slot *slots;              /* [max_workers] */
-    proc_desc *ring;               /* [PROC_RING] */
+    proc_desc *ring;               /* [PROC_RING]: the descriptors */
     unsigned char *bytes;          /* [PROC_BYTES] */
     void *base;
     size_t len;
@@ -143,8 +147,13 @@ typedef struct crew__proc {
     _Atomic(void *) call_owner;    /* thread inside a call (to refuse re-entry) */
     uint64_t table_gen;            /* number of the table last shown to workers */
     crew__arena_view *scratch;     /* [PROC_MAX_ARENAS]: the next table, to compare */
-    size_t byte_head, byte_tail;   /* the byte area, a FIFO (caller only) */
-    size_t *byte_end;              /* [PROC_RING]: where each descriptor's bytes end */
+    /* Caller only: free descriptors, and the byte area's free ranges
+     * (first fit, sorted, coalesced; at most one more than descriptors). */
+    uint32_t *free_desc;           /* [PROC_RING] */
+    uint32_t n_free_desc;
+    struct proc_range { size_t off, len; } *free_bytes; /* [PROC_RING + 1] */
+    size_t n_free_bytes;
+    size_t *desc_off, *desc_len;   /* [PROC_RING]: each descriptor's bytes */
 } crew__proc;
 
 /* proc.c (crew__proc_open, _close, _resize, _stats: internal.h) */

@@ -163,21 +163,20 @@ static void bury(sup *s, unsigned i, int ws)
      * leaves no READY descriptor of its own to abandon -- those are other
      * workers' claims, which they will start. */
     bool clean_exit = WIFEXITED(ws) && WEXITSTATUS(ws) == 0;
-    uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
     uint64_t claim = atomic_load_explicit(&h->claim, memory_order_acquire);
-    for (uint64_t seq = tail; seq < claim; seq++) {
-        proc_desc *d = &s->m->ring[seq % PROC_RING];
+    for (uint32_t k = 0; k < PROC_RING; k++) {
+        proc_desc *d = &s->m->ring[k];
         uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
-        if (d->seq != seq)
-            continue;
         if (st == D_RUNNING_BY(i)) {
-            cause_of_death(s, i, ws, seq, d);
+            cause_of_death(s, i, ws, d->seq, d);
             /* release: the status is written before DONE is seen */
             if (atomic_compare_exchange_strong(&d->state, &st, D_DONE))
                 held = ran = true;
-        } else if (st == D_READY && !clean_exit) {
+        } else if (st == D_READY && d->seq < claim && !clean_exit) {
             /* Claimed by someone who has not started it: maybe the dead
-             * worker.  Abandon it; a live claimer's start then fails. */
+             * worker.  Abandon it; a live claimer's start then fails.  (Seen
+             * as the caller refills it, a descriptor may be abandoned
+             * needlessly: it is then handed out again, never run twice.) */
             if (atomic_compare_exchange_strong(&d->state, &st, D_ABANDONED))
                 held = true;
         }

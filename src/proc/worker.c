@@ -181,16 +181,20 @@ static void sync_arenas(proc_shared *h)
     seen_gen = gen;
 }
 
-/* Run descriptor seq, which this worker claimed. */
-static void run(proc_map *m, unsigned w, uint64_t seq, int statm_fd)
+/* Run descriptor k, whose queue position this worker claimed. */
+static void run(proc_map *m, unsigned w, uint32_t k, int statm_fd)
 {
     proc_shared *h = m->hdr;
-    proc_desc *d = &m->ring[seq % PROC_RING];
+    proc_desc *d = &m->ring[k];
     uint32_t st = D_READY;
-    /* acquire: the descriptor's fields were written before READY */
+    /* acquire: the descriptor's fields were written before READY.  Whoever
+     * moves it from READY runs it: if the supervisor abandoned it, it is
+     * not ours; if it was abandoned and filled again meanwhile, running
+     * the new contents is as good (their own claimer will find them taken). */
     if (!atomic_compare_exchange_strong_explicit(&d->state, &st, D_RUNNING_BY(w),
                                                  memory_order_acquire, memory_order_relaxed))
-        return; /* abandoned by the supervisor: the caller hands it out again */
+        return;
+    uint64_t seq = d->seq;
     atomic_store_explicit(&my_slot->running, seq + 1, memory_order_release);
     sync_arenas(h);
     int status = 0;
@@ -279,9 +283,12 @@ _Noreturn void crew__worker_main(proc_map *m, unsigned w)
             _exit(0);
         uint64_t c = atomic_load_explicit(&h->claim, memory_order_seq_cst);
         if (c < atomic_load_explicit(&h->head, memory_order_seq_cst)) {
+            /* Read before the CAS: once claim passes c, the caller may
+             * reuse position c's queue slot. */
+            uint32_t k = atomic_load_explicit(&h->queue[c % PROC_RING], memory_order_relaxed);
             if (atomic_compare_exchange_weak_explicit(&h->claim, &c, c + 1, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                run(m, w, c, statm_fd);
+                run(m, w, k, statm_fd);
                 spins = 0;
             }
             continue;
