@@ -375,12 +375,14 @@ CREW_API void crew_future_free(crew_future *future);
  *     read-only there; a task writing to it fails with CREW_EREADONLY,
  *     and task->fault_addr / fault_offset say where.  An arena that is not
  *     frozen is writable in workers, and their writes are seen by the
- *     caller: that is where crew_for bodies put their output.  Freezing
- *     such an arena after workers have mapped it seals it against new
- *     writable mappings and write(2) at once, but a worker keeps its
- *     writable mapping -- and tasks still running, or started later in
- *     the same call, may still write through it -- until its first task
- *     of a later call: freeze between calls, not during one.
+ *     caller: that is where crew_for bodies put their output.  Freeze
+ *     such an arena between calls: the idle workers then drop their
+ *     writable mappings first, and the freeze is exactly as without a
+ *     pool (CREW_EBUSY if a process you forked still maps it writable).
+ *     Frozen while a call runs, it is sealed against new writable
+ *     mappings and write(2) at once, but tasks still running, or started
+ *     later in the same call, may still write through the mappings their
+ *     workers hold, until the first task of the next call.
  *     Tasks may read an arena through its crew_arena handle
  *     (crew_arena_root, crew_arena_size, CREW_ARENA_GET, crew_arena_str,
  *     ...), which answers as in the caller when the call started; only the
@@ -524,9 +526,8 @@ CREW_API size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n);
  * other process these fail with CREW_EINVAL.  Space the arena grows into
  * after your fork is not mapped in your child, so build first, freeze,
  * then fork.  crew_arena_freeze fails with CREW_EBUSY while a child you
- * forked still holds the writable mapping, unless the arena has been
- * shown writable to a process pool's workers: freeze then cannot tell
- * their mappings from your child's, and succeeds (see crew_arena_freeze).
+ * forked still holds the writable mapping (a process pool's workers let
+ * go of theirs when asked: see crew_arena_freeze).
  *
  * Limits.  The memfd behind a created arena counts against RLIMIT_FSIZE
  * like any file: growing it past that limit raises SIGXFSZ, which kills
@@ -657,20 +658,20 @@ CREW_API crew_ref crew_arena_root(const crew_arena *a);
  * faults instead of corrupting data that other workers read.  On kernels
  * that refuse a read-only shared mapping of a sealed memfd (before 6.7)
  * the mapping is MAP_PRIVATE, which shares the same pages all the same.
- * While a process pool is open, its workers may map the arena writable;
- * the write seal is then F_SEAL_FUTURE_WRITE, which forbids every new
- * write and writable mapping at once, and each worker swaps its mapping
- * for a read-only one before its next task (section 4b).
+ * The workers of open process pools may map the arena writable: between
+ * calls they are asked to drop those mappings first; during a call the
+ * write seal is F_SEAL_FUTURE_WRITE, which forbids every new write and
+ * writable mapping at once, and the workers swap their mappings for
+ * read-only ones in the next call (section 4b).
  * Freezing a frozen or opened arena returns 0.
  * Threads reading the arena (crew_arena_get, crew_arena_str,
  * crew_arena_save, ...) may go on during the freeze: the bytes stay
  * mapped readable throughout, each change of mapping being one atomic
  * replacement.
  * Returns 0; CREW_EINVAL (a NULL, or not the creating process); CREW_EBADROOT (the root is neither 0
- * nor a ref in use: nothing changed); CREW_EBUSY (no process pool is open
- * and another process, such as a child forked before the freeze, still
- * maps the arena writable: the arena stays writable and unchanged, freeze
- * again once it is gone);
+ * nor a ref in use: nothing changed); CREW_EBUSY (another process, such as
+ * a child forked before the freeze, still maps the arena writable: the
+ * arena stays writable and unchanged, freeze again once it is gone);
  * -errno (a system call failed).  After -errno, crew_arena_frozen tells
  * the state: 0, the arena is writable and unchanged, as after EBUSY; 1,
  * the write seal was in place before the failure, so the arena is frozen

@@ -299,6 +299,11 @@ crew_arena *crew__space_handle_new(void);
 int crew__space_may_use_heap(void);
 /* 1 if a was such an object (now free), 0 if it came from the heap. */
 int crew__space_handle_free(crew_arena *a);
+/* Ask every open process pool's workers to drop their writable mappings
+ * of the arena at `base` (the proc layer registers how); 0 when all did,
+ * -1 when some could not in time (busy in a call) or no pool answers. */
+int crew__space_revoke(uint64_t base);
+void crew__space_set_revoke(int (*fn)(uint64_t base));
 /* 1 in a process pool's worker process. */
 int crew__space_in_worker(void);
 /* This process's pid, cached (refreshed after fork). */

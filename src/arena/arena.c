@@ -371,14 +371,21 @@ static int freeze_seal_write(crew_arena *a, size_t have)
     else if (crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_WRITE) != 0)
         rc = -errno;
     /* The workers of a process pool map unfrozen arenas writable, and the
-     * write seal waits for no mapping.  The future-write seal forbids
-     * every new write and writable mapping from now on while letting
-     * existing mappings be; the workers swap theirs for read-only ones
-     * in their first task of the next call (section 4b of crew.h).  Only
-     * for an arena workers were told to map writable: any other writable
-     * mapping is a child's the caller forked, and that is CREW_EBUSY. */
-    if (rc == CREW_EBUSY && atomic_load(&a->shown_writable) && crew__space_has_pools())
-        rc = crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0 ? -errno : 0;
+     * write seal waits for no mapping.  Between calls, workers drop their
+     * writable mappings when asked, and the seal is tried again: a
+     * mapping left then is a child's the caller forked (CREW_EBUSY).
+     * Workers busy in a call cannot answer at once; the future-write seal
+     * then forbids every new write and writable mapping from now on while
+     * letting existing mappings be, and the workers swap theirs for
+     * read-only ones in their first task of the next call (section 4b of
+     * crew.h).  All this only for an arena workers were told to map
+     * writable. */
+    if (rc == CREW_EBUSY && atomic_load(&a->shown_writable) && crew__space_has_pools()) {
+        if (crew__space_revoke((uintptr_t)a->map) == 0)
+            rc = crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_WRITE) != 0 ? -errno : 0;
+        else
+            rc = crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0 ? -errno : 0;
+    }
     if (rc < 0) {
         /* Undo (also fills a hole a failed swap may have left).  Should
          * this fail too, the arena is readable but no longer writable. */

@@ -165,6 +165,18 @@ void crew__space_worker(void)
     in_worker = 1;
 }
 
+static int (*revoke_hook)(uint64_t base);
+
+void crew__space_set_revoke(int (*fn)(uint64_t base))
+{
+    revoke_hook = fn;
+}
+
+int crew__space_revoke(uint64_t base)
+{
+    return revoke_hook ? revoke_hook(base) : -1;
+}
+
 int crew__space_in_worker(void)
 {
     return in_worker;

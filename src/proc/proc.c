@@ -120,6 +120,70 @@ static void reap_supervisor(crew__proc *p, bool kill_it)
         ;
 }
 
+/* ---- freezing while pools are open (arena.c asks through space.c) ---- */
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static crew__proc *open_pools;
+
+#define REVOKE_WAIT_NS 200000000u /* idle workers answer in microseconds */
+
+/* Every open pool's workers drop their writable mappings of the arena at
+ * base.  Only between calls: a worker running a task may be writing, and
+ * would map the arena again for its next one. */
+static int revoke_writable(uint64_t base)
+{
+    int rc = 0;
+    pthread_mutex_lock(&open_lock);
+    for (crew__proc *p = open_pools; p && rc == 0; p = p->next_open) {
+        proc_shared *h = p->m.hdr;
+        if (p->owner != getpid() || proc_load32(&h->in_call) || proc_load32(&h->lost)) {
+            rc = -1;
+            break;
+        }
+        atomic_store_explicit(&h->revoke_base, base, memory_order_release);
+        uint32_t gen = atomic_fetch_add_explicit(&h->revoke_gen, 1, memory_order_acq_rel) + 1;
+        atomic_fetch_add_explicit(&h->work_word, 1, memory_order_seq_cst);
+        crew__futex_wake_shared(&h->work_word, INT32_MAX);
+        uint64_t t0 = crew__now_ns();
+        for (;;) {
+            bool all = true;
+            unsigned used = proc_load32(&h->slots_used);
+            for (unsigned i = 0; i < used && all; i++)
+                all = atomic_load_explicit(&p->m.slots[i].pid, memory_order_acquire) == 0 ||
+                      (int32_t)(proc_load32(&p->m.slots[i].revoke_ack) - gen) >= 0;
+            if (all)
+                break;
+            if (crew__now_ns() - t0 > REVOKE_WAIT_NS || proc_load32(&h->in_call)) {
+                rc = -1;
+                break;
+            }
+            usleep(50);
+        }
+    }
+    pthread_mutex_unlock(&open_lock);
+    return rc;
+}
+
+static void open_list_add(crew__proc *p)
+{
+    pthread_mutex_lock(&open_lock);
+    p->next_open = open_pools;
+    open_pools = p;
+    pthread_mutex_unlock(&open_lock);
+    crew__space_set_revoke(revoke_writable);
+}
+
+static void open_list_remove(crew__proc *p)
+{
+    pthread_mutex_lock(&open_lock);
+    for (crew__proc **at = &open_pools; *at; at = &(*at)->next_open)
+        if (*at == p) {
+            *at = p->next_open;
+            break;
+        }
+    pthread_mutex_unlock(&open_lock);
+}
+
 int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
 {
     crew__proc *p = crew__sys.calloc(1, sizeof *p);
@@ -224,6 +288,8 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
         proc_free(pool);
         return CREW_EAGAIN;
     }
+    p->owner = getpid();
+    open_list_add(p);
     return 0;
 }
 
@@ -242,6 +308,7 @@ void crew__proc_close(crew *pool)
         proc_free(pool);
         return;
     }
+    open_list_remove(p);
     atomic_store_explicit(&p->m.hdr->stopping, 1, memory_order_seq_cst);
     crew__proc_poke(p);
     reap_supervisor(p, false);

@@ -82,6 +82,7 @@ typedef struct proc_slot {
     _Atomic int64_t mem_base;      /* private pages when it started */
     /* Set by the worker's fault handler just before it dies. */
     _Atomic uint32_t fault_readonly;
+    _Atomic uint32_t revoke_ack;   /* the last revoke_gen this worker carried out */
     uint64_t fault_addr, fault_off;
     /* statistics */
     _Atomic uint64_t jobs, busy_ns, sleeps, restarts;
@@ -104,6 +105,10 @@ typedef struct proc_shared {
     _Atomic uint32_t slots_used;   /* slots [0, slots_used) have ever had a worker */
     _Atomic uint32_t in_call;      /* a call is running: the supervisor ticks */
     _Atomic uint32_t stop;         /* stop_on_error tripped: cancel what is left */
+    /* A freeze asks workers to drop writable mappings of the arena at
+     * revoke_base: revoke_gen moves, each worker answers in its slot. */
+    _Atomic uint64_t revoke_base;
+    _Atomic uint32_t revoke_gen;
     /* The call. */
     uint32_t kind;
     const void *shared;            /* CALL_RUN */
@@ -147,6 +152,8 @@ typedef struct crew__proc {
     _Atomic(void *) call_owner;    /* thread inside a call (to refuse re-entry) */
     uint64_t table_gen;            /* number of the table last shown to workers */
     crew__arena_view *scratch;     /* [PROC_MAX_ARENAS]: the next table, to compare */
+    crew__proc *next_open;         /* the list of open pools (freeze asks them all) */
+    pid_t owner;                   /* the process that opened the pool */
     /* Caller only: free descriptors, and the byte area's free ranges
      * (first fit, sorted, coalesced; at most one more than descriptors). */
     uint32_t *free_desc;           /* [PROC_RING] */

@@ -123,8 +123,9 @@ static void unmap_range(mapping *m)
 
 /* Map arena v at its address.  A range this worker does not hold reserved
  * (an arena that got no room in the space) is mapped only if free. */
-static void map_one(const crew__arena_view *v, pid_t caller)
+static void map_one(const crew__arena_view *table_view, pid_t caller)
 {
+    crew__arena_view view = *table_view, *v = &view;
     mapping *m = find(v->base);
     bool reserved = v->in_space || m != NULL;
     char path[64];
@@ -141,6 +142,13 @@ static void map_one(const crew__arena_view *v, pid_t caller)
     int fixed = reserved ? MAP_FIXED : MAP_FIXED_NOREPLACE;
     int prot = v->writable ? PROT_READ | PROT_WRITE : PROT_READ;
     void *p = mmap(at, v->len, prot, MAP_SHARED | fixed, fd, (off_t)v->file_off);
+    if (p == MAP_FAILED && v->writable && errno == EPERM) {
+        /* Frozen during this call (the table is from its start): map it
+         * read-only, as the next table will say. */
+        v->writable = 0;
+        prot = PROT_READ;
+        p = mmap(at, v->len, prot, MAP_SHARED | fixed, fd, (off_t)v->file_off);
+    }
     if (p == MAP_FAILED && !v->writable && errno == EPERM) /* sealed memfd before 6.7 */
         p = mmap(at, v->len, prot, MAP_PRIVATE | fixed, fd, (off_t)v->file_off);
     close(fd);
@@ -179,6 +187,24 @@ static void sync_arenas(proc_shared *h)
         crew__space_refresh(&h->arenas[k]);
     }
     seen_gen = gen;
+}
+
+/* A freeze asks for our writable mappings of one arena (between calls,
+ * when we hold no task that could be writing).  The range becomes a
+ * reservation again, and the next task maps what the table then says. */
+static void drop_writable(proc_shared *h, uint32_t *done)
+{
+    uint32_t gen = atomic_load_explicit(&h->revoke_gen, memory_order_acquire);
+    if (gen == *done)
+        return;
+    uint64_t base = atomic_load_explicit(&h->revoke_base, memory_order_acquire);
+    for (size_t i = 0; i < n_mine; i++)
+        if (mine[i].mapped && mine[i].v.writable && mine[i].v.base == base) {
+            unmap_range(&mine[i]);
+            seen_gen = 0;
+        }
+    *done = gen;
+    atomic_store_explicit(&my_slot->revoke_ack, gen, memory_order_release);
 }
 
 /* Run descriptor k, whose queue position this worker claimed. */
@@ -277,10 +303,14 @@ _Noreturn void crew__worker_main(proc_map *m, unsigned w)
     int statm_fd = h->mem_limit_pages ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
 
     unsigned spins = 0;
+    /* Nothing mapped yet: a freeze going on now has nothing to ask of us. */
+    uint32_t revoked = atomic_load_explicit(&h->revoke_gen, memory_order_acquire);
+    atomic_store_explicit(&my_slot->revoke_ack, revoked, memory_order_release);
     for (;;) {
         if (atomic_load_explicit(&h->stopping, memory_order_acquire) ||
             w >= atomic_load_explicit(&h->active, memory_order_acquire))
             _exit(0);
+        drop_writable(h, &revoked);
         uint64_t c = atomic_load_explicit(&h->claim, memory_order_seq_cst);
         if (c < atomic_load_explicit(&h->head, memory_order_seq_cst)) {
             /* Read before the CAS: once claim passes c, the caller may
