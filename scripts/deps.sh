@@ -5,7 +5,9 @@
 set -eu
 want="cmake make gcc g++ clang libclang-rt-14-dev pkg-config libxxhash-dev"
 if [ "${1:-build}" = bench ]; then
-    want="$want libtbb-dev"
+    # parallel and python3: the peers bench_proc runs its process pools
+    # against (GNU parallel; Debian's own python3, standard library only).
+    want="$want libtbb-dev parallel python3"
 fi
 missing=""
 for p in $want; do
