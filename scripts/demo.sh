@@ -7,7 +7,7 @@
 set -eu
 build=${1:-build}
 echo "== the seed job: 64 functions over one shared read-only data set"
-"$build/examples/seed_job" --size "${CREW_DEMO_MIB:-512}"
+"$build/examples/seed_job" --size "${CREW_DEMO_MIB:-512}" --processes
 echo
 echo "== a pointer-rich structure in an arena, shared by processes"
 "$build/examples/arena_trie"
