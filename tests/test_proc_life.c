@@ -303,6 +303,12 @@ static void test_signals(void)
     ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     for (int i = 0; i < 2; i++)
         ASSERT(has_pid(workers, 2, res[i]));
+    /* a terminal's Ctrl-C reaches the supervisor too: the pool lives on */
+    pid_t sup = pool_supervisor(pool);
+    ASSERT_EQ(kill(sup, SIGINT), 0);
+    usleep(20000);
+    ASSERT_NE(proc_state(sup, NULL), 'Z');
+    ASSERT(run_pids(pool, 2, T_PID, 0, res));
 
     /* A worker killed from outside: its task is a crash by SIGKILL, and
      * the worker is replaced; an idle one killed is replaced too. */
