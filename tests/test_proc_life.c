@@ -303,6 +303,12 @@ static void test_signals(void)
     ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     for (int i = 0; i < 2; i++)
         ASSERT(has_pid(workers, 2, res[i]));
+    /* a terminal's Ctrl-C reaches the supervisor too: the pool lives on */
+    pid_t sup = pool_supervisor(pool);
+    ASSERT_EQ(kill(sup, SIGINT), 0);
+    usleep(20000);
+    ASSERT_NE(proc_state(sup, NULL), 'Z');
+    ASSERT(run_pids(pool, 2, T_PID, 0, res));
 
     /* A worker killed from outside: its task is a crash by SIGKILL, and
      * the worker is replaced; an idle one killed is replaced too. */
@@ -337,12 +343,19 @@ static void test_signals(void)
     ASSERT_EQ(one.status, CREW_ECRASHED);
     ASSERT_EQ(one.detail, SIGKILL);
     ASSERT_EQ(one.runs, 1);
+    /* both are gone (the idle one perhaps only now) and replaced */
+    until = test_now_s() + 5.0;
+    while ((proc_state(now[0], NULL) != 0 || proc_state(now[1], NULL) != 0) &&
+           test_now_s() < until)
+        usleep(1000);
     ASSERT(pool_wait_pids(pool, 2, 5.0));
     int pids[20];
     ASSERT(run_pids(pool, 20, T_PID, 0, pids));
+    for (int i = 0; i < 20; i++)
+        ASSERT(!has_pid(now, 2, pids[i]));
+    /* the signals above, the idle kill and these two: each a restart */
     crew_worker_stats st[2];
     ASSERT_EQ(crew_stats(pool, st, 2), 2);
-    /* the signals above, the idle kill and these two */
     ASSERT_UEQ(st[0].restarts + st[1].restarts, 4 + 1 + 2);
     crew_arena_close(a);
     crew_close(pool);
@@ -357,7 +370,7 @@ static void test_no_leftovers(void)
     pid_t seen[64];
     size_t n_seen = 0;
 
-    crew *pool = test_proc_pool(3, 0.1, 0, 1);
+    crew *pool = test_proc_pool(3, 0.3, 0, 1);
     pid_t sup = pool_supervisor(pool);
     n_seen = pool_pids(pool, seen, 64);
     /* crashes, a timeout and an exit replace workers; resizes add and retire some */
