@@ -16,11 +16,11 @@ static test_watchdog wd;
 
 /* ---- tasks --------------------------------------------------------------------- */
 
-enum { T_PID, T_SEGV, T_HANG, T_EXIT, T_SPIN_MS };
+enum { T_PID, T_SEGV, T_HANG, T_EXIT, T_SPIN_MS, T_GATHER };
 
 typedef struct life_arg {
     int what;
-    unsigned ms;                 /* T_SPIN_MS */
+    unsigned ms;                 /* T_SPIN_MS; T_GATHER: how many to wait for */
     _Atomic uint32_t *started;   /* in an arena; may be NULL */
 } life_arg;
 
@@ -41,15 +41,27 @@ static int life_task(const void *shared, const void *arg, void *result)
             ;
         break;
     }
+    case T_GATHER: {
+        /* Hold this worker until `ms` tasks have started: each worker waits
+         * in its first task, so they are started by as many workers,
+         * however the scheduler treats them (bounded, so a pool that
+         * cannot gather fails the test instead of hanging it). */
+        double until = test_now_s() + 20.0;
+        while (atomic_load(a->started) < a->ms && test_now_s() < until)
+            usleep(100);
+        break;
+    }
     }
     *(int *)result = (int)getpid();
     return 0;
 }
 
-/* Run n tasks of one kind; 1 when every one returned its worker's pid. */
-static int run_pids(crew *pool, size_t n, int what, unsigned ms, int *pids)
+/* Run n tasks of one kind; 1 when every one returned its worker's pid.
+ * T_GATHER needs `started`, a counter in a writable arena. */
+static int run_gather(crew *pool, size_t n, int what, unsigned ms, _Atomic uint32_t *started,
+                      int *pids)
 {
-    life_arg a = {what, ms, NULL};
+    life_arg a = {what, ms, started};
     crew_task *t = calloc(n, sizeof *t);
     ASSERT_NOT_NULL(t);
     for (size_t i = 0; i < n; i++)
@@ -61,6 +73,11 @@ static int run_pids(crew *pool, size_t n, int what, unsigned ms, int *pids)
         ok = ok && t[i].status == 0 && t[i].runs == 1 && pids[i] > 0;
     free(t);
     return ok;
+}
+
+static int run_pids(crew *pool, size_t n, int what, unsigned ms, int *pids)
+{
+    return run_gather(pool, n, what, ms, NULL, pids);
 }
 
 static int has_pid(const pid_t *set, size_t n, pid_t pid)
@@ -151,6 +168,11 @@ static void test_resize(void)
     static const unsigned sizes[] = {4, 1, 3, 3, 2, 6, 1, 2};
     int pids[TASKS];
     pid_t live[16];
+    crew_arena *counter_arena;
+    ASSERT_OK(crew_arena_create(&counter_arena, 4096));
+    _Atomic uint32_t *started =
+        CREW_ARENA_PTR(counter_arena, _Atomic uint32_t, CREW_ARENA_NEW(counter_arena, uint32_t));
+    ASSERT_NOT_NULL((void *)started);
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         pid_t old[16];
         size_t n_old = pool_pids(pool, old, 16);
@@ -167,9 +189,11 @@ static void test_resize(void)
                     usleep(1000);
                 ASSERT_EQ(proc_state(old[i], NULL), 0);
             }
-        /* Tasks of 2 ms: every worker takes some, and no other process runs any. */
+        /* Every worker takes some (each waits in its first task until all
+         * N have started one), and no other process runs any. */
         test_watchdog_step(&wd, "run after resize");
-        ASSERT(run_pids(pool, TASKS, T_SPIN_MS, 2, pids));
+        atomic_store(started, 0);
+        ASSERT(run_gather(pool, TASKS, T_GATHER, sizes[s], started, pids));
         pid_t used[16];
         size_t n_used = 0;
         for (size_t i = 0; i < TASKS; i++) {
@@ -183,6 +207,7 @@ static void test_resize(void)
             TEST_FAIL_("resized to %u: tasks ran in %zu workers", sizes[s], n_used);
     }
     crew_close(pool);
+    crew_arena_close(counter_arena);
 }
 
 /*
