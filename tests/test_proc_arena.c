@@ -544,6 +544,47 @@ static void test_pss(void)
     crew_close(pool);
 }
 
+/* ---- a task's own arenas ------------------------------------------------------ */
+
+static crew_arena *task_own; /* in the worker: one worker runs every task */
+
+static int own_create_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    (void)result;
+    return crew_arena_create(&task_own, 1 << 16) == 0 ? 0 : 1;
+}
+
+static int own_close_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    (void)result;
+    crew_arena_close(task_own);
+    return 0;
+}
+
+/* An arena a task creates and closes is its worker's own: the caller's
+ * registry (whose objects are in shared memory once a pool has been
+ * open) must not see it come and go.  Here it did unlink the caller's
+ * arena made in between, which the workers then no longer mapped. */
+static void test_task_arena_keeps_registry(void)
+{
+    crew_arena *head;
+    ASSERT_OK(crew_arena_create(&head, 1 << 16)); /* the registry's head at crew_open */
+    crew *pool = test_proc_pool(1, 0, 0, 0);
+    crew_task t = {.fn = own_create_task};
+    ASSERT_OK(crew_run(pool, NULL, &t, 1, NULL));
+    filled f = fill_arena(4, 61, 0);
+    t = (crew_task){.fn = own_close_task};
+    ASSERT_OK(crew_run(pool, NULL, &t, 1, NULL));
+    crew_arena_close(head);
+    peek_all(pool, f.at, f.want, f.n, "an arena made while a task's own arena was open");
+    filled_free(&f);
+    crew_close(pool);
+}
+
 int main(void)
 {
     test_watchdog_start(&wd, 30, "before and after open", test_hung);
@@ -564,6 +605,8 @@ int main(void)
     test_watchdog_step(&wd, "freeze busy with a pool open");
     test_many_arenas();
     test_freeze_busy_with_pool();
+    test_watchdog_step(&wd, "a task's own arena");
+    test_task_arena_keeps_registry();
     test_watchdog_stop(&wd);
     printf("test_proc_arena: ok\n");
     return 0;

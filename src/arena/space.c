@@ -163,6 +163,12 @@ int crew__space_has_pools(void)
 void crew__space_worker(void)
 {
     in_worker = 1;
+    /* The registry we inherited is the caller's, and its objects made
+     * since the space exists are the caller's own, live in shared memory:
+     * linking an arena of ours in or out would rewrite their links (a
+     * task's arena would appear in, or unlink others from, the caller's
+     * list).  Ours starts empty; the caller's is never listed here. */
+    live = NULL;
 }
 
 static int (*revoke_hook)(uint64_t base);
