@@ -54,9 +54,23 @@ static size_t align_up(size_t n, size_t to)
     return (n + to - 1) & ~(to - 1);
 }
 
-static void forked(void)
+/* In the child of a fork: forget what was this process's. */
+static void fork_child(void)
 {
     self_pid = 0;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_register(void)
+{
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
+/* Before anything here is cached or locked: forks must be seen. */
+static void space_setup(void)
+{
+    pthread_once(&atfork_once, atfork_register);
 }
 
 pid_t crew__space_pid(void)
@@ -64,6 +78,11 @@ pid_t crew__space_pid(void)
     /* relaxed is enough: a process computes the same value in any thread */
     pid_t p = __atomic_load_n(&self_pid, __ATOMIC_RELAXED);
     if (p == 0) {
+        /* Registered before the first cached value, whether or not a
+         * process pool is ever opened: a forked child must not take its
+         * parent's pid for its own (it could then change the parent's
+         * arenas). */
+        space_setup();
         p = getpid();
         __atomic_store_n(&self_pid, p, __ATOMIC_RELAXED);
     }
@@ -76,7 +95,6 @@ static void handles_init(void)
                              PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (h != MAP_FAILED)
         handles = h;
-    pthread_atfork(NULL, NULL, forked);
 }
 
 crew_arena *crew__space_handle_new(void)
