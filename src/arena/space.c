@@ -54,9 +54,24 @@ static size_t align_up(size_t n, size_t to)
     return (n + to - 1) & ~(to - 1);
 }
 
+/* A fork waits until no thread holds the lock: a child that inherited it
+ * held would wait for ever at its first arena.  That child may be a
+ * process pool's supervisor, whose workers all inherit its copy, and a
+ * task that creates an arena would then hang. */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
 /* In the child of a fork: forget what was this process's. */
 static void fork_child(void)
 {
+    pthread_mutex_init(&lock, NULL);
     self_pid = 0;
 }
 
@@ -64,7 +79,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void atfork_register(void)
 {
-    pthread_atfork(NULL, NULL, fork_child);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* Before anything here is cached or locked: forks must be seen. */
@@ -134,6 +149,7 @@ int crew__space_handle_free(crew_arena *a)
 int crew__space_init(void)
 {
     int rc = 0;
+    space_setup();
     pthread_mutex_lock(&lock);
     if (!handles && !in_worker)
         handles_init();
@@ -209,6 +225,7 @@ int crew__space_in_worker(void)
 void *crew__space_reserve(size_t len, int *in_space)
 {
     *in_space = 0;
+    space_setup();
     pthread_mutex_lock(&lock);
     size_t want = align_up(len, SPACE_ALIGN);
     /* A worker's copy of the free list is the caller's as it was at
