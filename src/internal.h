@@ -299,6 +299,12 @@ crew_arena *crew__space_handle_new(void);
 int crew__space_may_use_heap(void);
 /* 1 if a was such an object (now free), 0 if it came from the heap. */
 int crew__space_handle_free(crew_arena *a);
+/* 1 if a is an object of the parent process, which this child of a fork
+ * still shares (its copy could not be made): never change it. */
+int crew__space_handle_parents(const crew_arena *a);
+/* on: this thread forks a process pool's supervisor, which must share
+ * the handle table (every other fork gives the child a copy). */
+void crew__space_pool_fork(int on);
 /* Ask every open process pool's workers to drop their writable mappings
  * of the arena at `base` (the proc layer registers how); 0 when all did,
  * -1 when some could not in time (busy in a call) or no pool answers. */

@@ -585,6 +585,75 @@ static void test_task_arena_keeps_registry(void)
     crew_close(pool);
 }
 
+/* ---- a child forked by the caller -------------------------------------------- */
+
+/* In the child: its copy of `a` keeps the root it had at the fork, and an
+ * arena it creates (while the parent creates one) stays its own. */
+static int forked_child(crew_arena *a, crew_ref root, int go, int made)
+{
+    crew_arena *mine;
+    if (crew_arena_create(&mine, 1 << 16) != 0)
+        return 10;
+    crew_ref r = crew_arena_alloc(mine, 8, 8);
+    crew_arena_set_root(mine, r);
+    char ch = 'm';
+    if (write(made, &ch, 1) != 1 || read(go, &ch, 1) != 1)
+        return 11;
+    if (crew_arena_root(a) != root)
+        return 12; /* the parent's set_root reached our copy */
+    if (crew_arena_root(mine) != r || crew_arena_alloc(mine, 8, 8) == 0)
+        return 13; /* our arena's object was the parent's new one */
+    crew_arena_close(mine);
+    crew_arena_close(a); /* our copy only */
+    return 0;
+}
+
+/* A process the caller forks gets copies of the arena objects, as of
+ * objects on the heap: the objects of arenas made while a pool may need
+ * them are shared with the pool's workers, but not with such a child. */
+static void test_forked_child_copies(void)
+{
+    crew *pool = test_proc_pool(1, 0, 0, 0);
+    crew_arena *a;
+    ASSERT_OK(crew_arena_create(&a, 1 << 20));
+    crew_ref r1 = crew_arena_alloc(a, 64, 8), r2 = crew_arena_alloc(a, 64, 8);
+    crew_arena_set_root(a, r1);
+    int go[2], made[2];
+    ASSERT_EQ(pipe(go), 0);
+    ASSERT_EQ(pipe(made), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0)
+        _exit(forked_child(a, r1, go[0], made[1]));
+    char ch;
+    ASSERT_EQ(read(made[0], &ch, 1), 1);
+    crew_arena *b;
+    ASSERT_OK(crew_arena_create(&b, 1 << 16));
+    crew_ref rb = crew_arena_alloc(b, 64, 4096);
+    crew_arena_set_root(b, rb);
+    crew_arena_set_root(a, r2);
+    ASSERT_EQ(write(go[1], "g", 1), 1);
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    ASSERT_UEQ(crew_arena_root(b), rb);
+    ASSERT_UEQ(crew_arena_root(a), r2);
+    ASSERT_NE(crew_arena_alloc(b, 8, 8), 0);
+    for (int i = 0; i < 2; i++) {
+        close(go[i]);
+        close(made[i]);
+    }
+    /* the workers still see the objects live */
+    uint64_t *at = CREW_ARENA_PTR(a, uint64_t, r2), want = 77;
+    *at = want;
+    peek_all(pool, &at, &want, 1, "an arena after a fork");
+    crew_arena_close(b);
+    crew_arena_close(a);
+    crew_close(pool);
+}
+
 int main(void)
 {
     test_watchdog_start(&wd, 30, "before and after open", test_hung);
@@ -607,6 +676,8 @@ int main(void)
     test_freeze_busy_with_pool();
     test_watchdog_step(&wd, "a task's own arena");
     test_task_arena_keeps_registry();
+    test_watchdog_step(&wd, "a child forked by the caller");
+    test_forked_child_copies();
     test_watchdog_stop(&wd);
     printf("test_proc_arena: ok\n");
     return 0;

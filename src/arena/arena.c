@@ -508,10 +508,11 @@ int crew_arena_fd(const crew_arena *a)
 
 void crew_arena_close(crew_arena *a)
 {
-    /* A forked child may release its copy of the object; a worker's
-     * objects are the caller's arenas (shared, or copies it keeps in
-     * step), which the worker must keep mapped. */
-    if (!a || (foreign(a) && (a->shared_handle || crew__space_in_worker())))
+    /* A forked child may release its copy of the object (but not an
+     * object it still shares with its parent); a worker's objects are the
+     * caller's arenas (shared, or copies it keeps in step), which the
+     * worker must keep mapped. */
+    if (!a || (foreign(a) && (crew__space_in_worker() || crew__space_handle_parents(a))))
         return;
     crew__space_remove(a);
     crew__space_release(a->map, a->map_len, a->in_space);

@@ -48,6 +48,13 @@ static int in_worker;                /* this process is a pool's worker: the spa
 static crew_arena *handles;
 static unsigned char handle_used[CREW__SPACE_HANDLES];
 static pid_t self_pid;
+#define HANDLES_LEN (CREW__SPACE_HANDLES * sizeof(crew_arena))
+/* Any other fork gives the child a copy of the objects (fork_prepare). */
+static _Thread_local int pool_forking; /* this thread forks a pool's supervisor (or is one) */
+static crew_arena *staged;             /* during a fork: the copy for the child */
+/* A child whose copy could not be made: the table it still maps is its
+ * parent's, live, and must never be written here (NULL: none). */
+static crew_arena *parents_handles;
 
 static size_t align_up(size_t n, size_t to)
 {
@@ -57,14 +64,36 @@ static size_t align_up(size_t n, size_t to)
 /* A fork waits until no thread holds the lock: a child that inherited it
  * held would wait for ever at its first arena.  That child may be a
  * process pool's supervisor, whose workers all inherit its copy, and a
- * task that creates an arena would then hang. */
+ * task that creates an arena would then hang.
+ *
+ * The handle table is shared memory so that a pool's supervisor and
+ * workers see the caller's objects live.  Any other child (one the user
+ * forks) must get a copy, as it would of objects on the heap: sharing
+ * them, the parent's close and later create would change the child's
+ * arena under it, and the child's arenas would be made in slots the parent
+ * believes free.  So the objects in use are copied, under the lock, into a
+ * fresh shared mapping that the child moves over the table. */
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&lock);
+    staged = NULL;
+    if (!handles || pool_forking || in_worker)
+        return;
+    crew_arena *s = crew__sys.mmap(NULL, HANDLES_LEN, PROT_READ | PROT_WRITE,
+                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s == MAP_FAILED)
+        return;
+    for (size_t i = 0; i < CREW__SPACE_HANDLES; i++)
+        if (handle_used[i])
+            memcpy(&s[i], &handles[i], sizeof *s);
+    staged = s;
 }
 
 static void fork_parent(void)
 {
+    if (staged)
+        munmap(staged, HANDLES_LEN);
+    staged = NULL;
     pthread_mutex_unlock(&lock);
 }
 
@@ -73,6 +102,17 @@ static void fork_child(void)
 {
     pthread_mutex_init(&lock, NULL);
     self_pid = 0;
+    if (!handles || pool_forking || in_worker)
+        return;
+    if (!staged || mremap(staged, HANDLES_LEN, HANDLES_LEN, MREMAP_MAYMOVE | MREMAP_FIXED,
+                          handles) == MAP_FAILED) {
+        if (staged)
+            munmap(staged, HANDLES_LEN);
+        /* No copy: leave the parent's objects alone, make ours elsewhere. */
+        parents_handles = handles;
+        handles = NULL;
+    }
+    staged = NULL;
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -110,6 +150,17 @@ static void handles_init(void)
                              PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (h != MAP_FAILED)
         handles = h;
+}
+
+void crew__space_pool_fork(int on)
+{
+    pool_forking = on;
+}
+
+int crew__space_handle_parents(const crew_arena *a)
+{
+    return parents_handles && a >= parents_handles &&
+           a < parents_handles + CREW__SPACE_HANDLES;
 }
 
 crew_arena *crew__space_handle_new(void)

@@ -254,7 +254,11 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
     /* Output buffered now would otherwise be written again by any worker
      * whose task calls exit(). */
     fflush(NULL);
+    /* The supervisor, and so every worker, shares the arena objects. */
+    crew__space_pool_fork(1);
     pid_t pid = fork();
+    if (pid != 0)
+        crew__space_pool_fork(0);
     if (pid < 0) {
         rc = errno == ENOMEM ? CREW_ENOMEM : CREW_EAGAIN;
         crew__space_pools(-1);
