@@ -544,6 +544,59 @@ static void test_pss(void)
     crew_close(pool);
 }
 
+/* ---- freezing while another thread runs calls ---------------------------------- */
+
+typedef struct calls_ctx {
+    crew *pool;
+    atomic_int stop;
+} calls_ctx;
+
+static int nop_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    (void)result;
+    return 0;
+}
+
+static void *calls_thread(void *arg)
+{
+    calls_ctx *c = arg;
+    while (!atomic_load(&c->stop)) {
+        crew_task t[4];
+        for (int i = 0; i < 4; i++)
+            t[i] = (crew_task){.fn = nop_task};
+        if (crew_run(c->pool, NULL, t, 4, NULL) != 0)
+            return "crew_run failed";
+    }
+    return NULL;
+}
+
+/* Calls start and end while arenas the workers map writable are frozen:
+ * no process but the workers maps them, so every freeze succeeds (before,
+ * a call starting between the workers' answer and the seal had them map
+ * the arena again, and the freeze said CREW_EBUSY). */
+static void test_freeze_beside_calls(void)
+{
+    calls_ctx c = {.pool = test_proc_pool(WORKERS, 0, 0, 0)};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, calls_thread, &c), 0);
+    for (int i = 0; i < 1000; i++) {
+        crew_arena *a;
+        ASSERT_OK(crew_arena_create(&a, 1 << 16));
+        ASSERT_NE(crew_arena_alloc(a, 64, 8), 0);
+        for (volatile int k = 0; k < 100000; k++) /* a call or two shows it writable */
+            ;
+        ASSERT_OK(crew_arena_freeze(a));
+        crew_arena_close(a);
+    }
+    atomic_store(&c.stop, 1);
+    void *err;
+    ASSERT_EQ(pthread_join(th, &err), 0);
+    ASSERT(err == NULL);
+    crew_close(c.pool);
+}
+
 /* ---- a task's own arenas ------------------------------------------------------ */
 
 static crew_arena *task_own; /* in the worker: one worker runs every task */
@@ -674,6 +727,8 @@ int main(void)
     test_watchdog_step(&wd, "freeze busy with a pool open");
     test_many_arenas();
     test_freeze_busy_with_pool();
+    test_watchdog_step(&wd, "freeze beside calls");
+    test_freeze_beside_calls();
     test_watchdog_step(&wd, "a task's own arena");
     test_task_arena_keeps_registry();
     test_watchdog_step(&wd, "a child forked by the caller");

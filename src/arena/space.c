@@ -256,16 +256,16 @@ void crew__space_worker(void)
     live = NULL;
 }
 
-static int (*revoke_hook)(uint64_t base);
+static int (*revoke_hook)(uint64_t base, int (*seal)(int fd), int fd);
 
-void crew__space_set_revoke(int (*fn)(uint64_t base))
+void crew__space_set_revoke(int (*fn)(uint64_t base, int (*seal)(int fd), int fd))
 {
     revoke_hook = fn;
 }
 
-int crew__space_revoke(uint64_t base)
+int crew__space_revoke(uint64_t base, int (*seal)(int fd), int fd)
 {
-    return revoke_hook ? revoke_hook(base) : -1;
+    return revoke_hook ? revoke_hook(base, seal, fd) : 1;
 }
 
 int crew__space_in_worker(void)
