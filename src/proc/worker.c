@@ -329,11 +329,15 @@ _Noreturn void crew__worker_main(proc_map *m, unsigned w)
         }
         spins = 0;
         /* Dekker with the caller: announce, then look again, then sleep;
-         * the caller publishes head, then looks at idle. */
+         * the caller publishes head, then looks at idle.  A freeze's
+         * request (revoke_gen, then a bump of work_word) may have come
+         * since drop_writable looked: sleeping on a word read after it
+         * would miss its wake, and the freeze would wait in vain. */
         uint32_t word = atomic_load_explicit(&h->work_word, memory_order_seq_cst);
         atomic_fetch_add_explicit(&h->idle, 1, memory_order_seq_cst);
         if (atomic_load_explicit(&h->claim, memory_order_seq_cst) >=
                 atomic_load_explicit(&h->head, memory_order_seq_cst) &&
+            atomic_load_explicit(&h->revoke_gen, memory_order_seq_cst) == revoked &&
             !atomic_load_explicit(&h->stopping, memory_order_seq_cst) &&
             w < atomic_load_explicit(&h->active, memory_order_seq_cst)) {
             atomic_fetch_add_explicit(&my_slot->sleeps, 1, memory_order_relaxed);
