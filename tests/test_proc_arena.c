@@ -707,6 +707,52 @@ static void test_forked_child_copies(void)
     crew_close(pool);
 }
 
+/* In a child the caller forked: close the copy of the parent's pool, then
+ * open a pool and freeze an arena its workers mapped.  The freeze asks
+ * every open pool: the closed copy must be off that list (it was freed
+ * there, and read after). */
+static crew *inherited_pool;
+
+static int child_own_pool(void)
+{
+    crew_close(inherited_pool);
+    for (int i = 0; i < 64; i++) { /* reuse the freed memory */
+        volatile char *p = malloc(512);
+        if (p)
+            p[0] = 1;
+    }
+    crew *pool;
+    crew_config cfg = {.workers = 1, .isolation = CREW_PROCESSES};
+    if (crew_open(&pool, &cfg) != 0)
+        return 30;
+    crew_arena *a;
+    if (crew_arena_create(&a, 1 << 16) != 0 || crew_arena_alloc(a, 64, 8) == 0)
+        return 31;
+    crew_task t = {.fn = nop_task};
+    if (crew_run(pool, NULL, &t, 1, NULL) != 0)
+        return 32;
+    int rc = crew_arena_freeze(a);
+    crew_arena_close(a);
+    crew_close(pool);
+    return rc == 0 ? 0 : 33;
+}
+
+static void test_forked_child_own_pool(void)
+{
+    crew *pool = test_proc_pool(1, 0, 0, 0);
+    inherited_pool = pool;
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0)
+        _exit(child_own_pool());
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    crew_close(pool);
+}
+
 int main(void)
 {
     test_watchdog_start(&wd, 30, "before and after open", test_hung);
@@ -733,6 +779,7 @@ int main(void)
     test_task_arena_keeps_registry();
     test_watchdog_step(&wd, "a child forked by the caller");
     test_forked_child_copies();
+    test_forked_child_own_pool();
     test_watchdog_stop(&wd);
     printf("test_proc_arena: ok\n");
     return 0;

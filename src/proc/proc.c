@@ -191,8 +191,34 @@ static int revoke_writable(uint64_t base, int (*seal)(int fd), int fd)
     return rc;
 }
 
+/* A child of a fork must not start with open_lock held (a freeze in
+ * another thread holds it while workers answer): it takes it to let go of
+ * its copies of the pools. */
+static void open_lock_prepare(void)
+{
+    pthread_mutex_lock(&open_lock);
+}
+
+static void open_lock_parent(void)
+{
+    pthread_mutex_unlock(&open_lock);
+}
+
+static void open_lock_child(void)
+{
+    pthread_mutex_init(&open_lock, NULL);
+}
+
+static pthread_once_t open_lock_once = PTHREAD_ONCE_INIT;
+
+static void open_lock_atfork(void)
+{
+    pthread_atfork(open_lock_prepare, open_lock_parent, open_lock_child);
+}
+
 static void open_list_add(crew__proc *p)
 {
+    pthread_once(&open_lock_once, open_lock_atfork);
     pthread_mutex_lock(&open_lock);
     p->next_open = open_pools;
     open_pools = p;
@@ -335,6 +361,8 @@ void crew__proc_close(crew *pool)
      * the pool is the caller's: let go of our copy only, without telling
      * the supervisor to stop. */
     if (getpid() != p->m.hdr->caller_pid) {
+        /* off the list too: a freeze here walks it */
+        open_list_remove(p);
         crew__space_pools(-1);
         proc_free(pool);
         return;
