@@ -299,11 +299,19 @@ crew_arena *crew__space_handle_new(void);
 int crew__space_may_use_heap(void);
 /* 1 if a was such an object (now free), 0 if it came from the heap. */
 int crew__space_handle_free(crew_arena *a);
+/* 1 if a is an object of the parent process, which this child of a fork
+ * still shares (its copy could not be made): never change it. */
+int crew__space_handle_parents(const crew_arena *a);
+/* on: this thread forks a process pool's supervisor, which must share
+ * the handle table (every other fork gives the child a copy). */
+void crew__space_pool_fork(int on);
 /* Ask every open process pool's workers to drop their writable mappings
- * of the arena at `base` (the proc layer registers how); 0 when all did,
- * -1 when some could not in time (busy in a call) or no pool answers. */
-int crew__space_revoke(uint64_t base);
-void crew__space_set_revoke(int (*fn)(uint64_t base));
+ * of the arena at `base` (the proc layer registers how), then run
+ * seal(fd) before any call may start again.  Returns seal's result, or 1
+ * when some could not let go in time (busy in a call) or no pool answers
+ * (seal did not run). */
+int crew__space_revoke(uint64_t base, int (*seal)(int fd), int fd);
+void crew__space_set_revoke(int (*fn)(uint64_t base, int (*seal)(int fd), int fd));
 /* 1 in a process pool's worker process. */
 int crew__space_in_worker(void);
 /* This process's pid, cached (refreshed after fork). */

@@ -89,6 +89,34 @@ static void test_fork_shares_pages(void)
     crew_arena_close(c.a);
 }
 
+static int child_changes(void *arg)
+{
+    struct fork_ctx *c = arg;
+    crew_ref r = 0;
+    if (crew_arena_try_alloc(c->a, 64, 8, &r) != CREW_EINVAL)
+        return 20;
+    crew_arena_set_root(c->a, c->ref);
+    if (crew_arena_root(c->a) != 0)
+        return 21;
+    return crew_arena_freeze(c->a) == CREW_EINVAL ? 0 : 22;
+}
+
+/* Only the creating process changes an arena: a forked child's alloc,
+ * set_root and freeze are refused, also in a program that never opened a
+ * process pool (the owner check must know it runs in another process). */
+static void test_child_may_not_change(void)
+{
+    struct fork_ctx c;
+    ASSERT_OK(crew_arena_create(&c.a, 1 << 20));
+    c.ref = crew_arena_alloc(c.a, 64, 8);
+    ASSERT_NE(c.ref, 0);
+    int status = run_child(child_changes, &c);
+    ASSERT(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    ASSERT_NE(crew_arena_alloc(c.a, 64, 8), 0);
+    crew_arena_close(c.a);
+}
+
 static int child_writes(void *arg)
 {
     struct fork_ctx *c = arg;
@@ -355,6 +383,7 @@ int main(int argc, char **argv)
     }
 
     test_fork_shares_pages();
+    test_child_may_not_change();
     test_freeze_busy_with_child();
 
     char kind = frozen_mapping_kind();

@@ -544,6 +544,215 @@ static void test_pss(void)
     crew_close(pool);
 }
 
+/* ---- freezing while another thread runs calls ---------------------------------- */
+
+typedef struct calls_ctx {
+    crew *pool;
+    atomic_int stop;
+} calls_ctx;
+
+static int nop_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    (void)result;
+    return 0;
+}
+
+static void *calls_thread(void *arg)
+{
+    calls_ctx *c = arg;
+    while (!atomic_load(&c->stop)) {
+        crew_task t[4];
+        for (int i = 0; i < 4; i++)
+            t[i] = (crew_task){.fn = nop_task};
+        if (crew_run(c->pool, NULL, t, 4, NULL) != 0)
+            return "crew_run failed";
+    }
+    return NULL;
+}
+
+/* Calls start and end while arenas the workers map writable are frozen:
+ * no process but the workers maps them, so every freeze succeeds (before,
+ * a call starting between the workers' answer and the seal had them map
+ * the arena again, and the freeze said CREW_EBUSY). */
+static void test_freeze_beside_calls(void)
+{
+    calls_ctx c = {.pool = test_proc_pool(WORKERS, 0, 0, 0)};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, calls_thread, &c), 0);
+    for (int i = 0; i < 1000; i++) {
+        crew_arena *a;
+        ASSERT_OK(crew_arena_create(&a, 1 << 16));
+        ASSERT_NE(crew_arena_alloc(a, 64, 8), 0);
+        for (volatile int k = 0; k < 100000; k++) /* a call or two shows it writable */
+            ;
+        ASSERT_OK(crew_arena_freeze(a));
+        crew_arena_close(a);
+    }
+    atomic_store(&c.stop, 1);
+    void *err;
+    ASSERT_EQ(pthread_join(th, &err), 0);
+    ASSERT(err == NULL);
+    crew_close(c.pool);
+}
+
+/* ---- a task's own arenas ------------------------------------------------------ */
+
+static crew_arena *task_own; /* in the worker: one worker runs every task */
+
+static int own_create_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    (void)result;
+    return crew_arena_create(&task_own, 1 << 16) == 0 ? 0 : 1;
+}
+
+static int own_close_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    (void)result;
+    crew_arena_close(task_own);
+    return 0;
+}
+
+/* An arena a task creates and closes is its worker's own: the caller's
+ * registry (whose objects are in shared memory once a pool has been
+ * open) must not see it come and go.  Here it did unlink the caller's
+ * arena made in between, which the workers then no longer mapped. */
+static void test_task_arena_keeps_registry(void)
+{
+    crew_arena *head;
+    ASSERT_OK(crew_arena_create(&head, 1 << 16)); /* the registry's head at crew_open */
+    crew *pool = test_proc_pool(1, 0, 0, 0);
+    crew_task t = {.fn = own_create_task};
+    ASSERT_OK(crew_run(pool, NULL, &t, 1, NULL));
+    filled f = fill_arena(4, 61, 0);
+    t = (crew_task){.fn = own_close_task};
+    ASSERT_OK(crew_run(pool, NULL, &t, 1, NULL));
+    crew_arena_close(head);
+    peek_all(pool, f.at, f.want, f.n, "an arena made while a task's own arena was open");
+    filled_free(&f);
+    crew_close(pool);
+}
+
+/* ---- a child forked by the caller -------------------------------------------- */
+
+/* In the child: its copy of `a` keeps the root it had at the fork, and an
+ * arena it creates (while the parent creates one) stays its own. */
+static int forked_child(crew_arena *a, crew_ref root, int go, int made)
+{
+    crew_arena *mine;
+    if (crew_arena_create(&mine, 1 << 16) != 0)
+        return 10;
+    crew_ref r = crew_arena_alloc(mine, 8, 8);
+    crew_arena_set_root(mine, r);
+    char ch = 'm';
+    if (write(made, &ch, 1) != 1 || read(go, &ch, 1) != 1)
+        return 11;
+    if (crew_arena_root(a) != root)
+        return 12; /* the parent's set_root reached our copy */
+    if (crew_arena_root(mine) != r || crew_arena_alloc(mine, 8, 8) == 0)
+        return 13; /* our arena's object was the parent's new one */
+    crew_arena_close(mine);
+    crew_arena_close(a); /* our copy only */
+    return 0;
+}
+
+/* A process the caller forks gets copies of the arena objects, as of
+ * objects on the heap: the objects of arenas made while a pool may need
+ * them are shared with the pool's workers, but not with such a child. */
+static void test_forked_child_copies(void)
+{
+    crew *pool = test_proc_pool(1, 0, 0, 0);
+    crew_arena *a;
+    ASSERT_OK(crew_arena_create(&a, 1 << 20));
+    crew_ref r1 = crew_arena_alloc(a, 64, 8), r2 = crew_arena_alloc(a, 64, 8);
+    crew_arena_set_root(a, r1);
+    int go[2], made[2];
+    ASSERT_EQ(pipe(go), 0);
+    ASSERT_EQ(pipe(made), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0)
+        _exit(forked_child(a, r1, go[0], made[1]));
+    char ch;
+    ASSERT_EQ(read(made[0], &ch, 1), 1);
+    crew_arena *b;
+    ASSERT_OK(crew_arena_create(&b, 1 << 16));
+    crew_ref rb = crew_arena_alloc(b, 64, 4096);
+    crew_arena_set_root(b, rb);
+    crew_arena_set_root(a, r2);
+    ASSERT_EQ(write(go[1], "g", 1), 1);
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    ASSERT_UEQ(crew_arena_root(b), rb);
+    ASSERT_UEQ(crew_arena_root(a), r2);
+    ASSERT_NE(crew_arena_alloc(b, 8, 8), 0);
+    for (int i = 0; i < 2; i++) {
+        close(go[i]);
+        close(made[i]);
+    }
+    /* the workers still see the objects live */
+    uint64_t *at = CREW_ARENA_PTR(a, uint64_t, r2), want = 77;
+    *at = want;
+    peek_all(pool, &at, &want, 1, "an arena after a fork");
+    crew_arena_close(b);
+    crew_arena_close(a);
+    crew_close(pool);
+}
+
+/* In a child the caller forked: close the copy of the parent's pool, then
+ * open a pool and freeze an arena its workers mapped.  The freeze asks
+ * every open pool: the closed copy must be off that list (it was freed
+ * there, and read after). */
+static crew *inherited_pool;
+
+static int child_own_pool(void)
+{
+    crew_close(inherited_pool);
+    for (int i = 0; i < 64; i++) { /* reuse the freed memory */
+        volatile char *p = malloc(512);
+        if (p)
+            p[0] = 1;
+    }
+    crew *pool;
+    crew_config cfg = {.workers = 1, .isolation = CREW_PROCESSES};
+    if (crew_open(&pool, &cfg) != 0)
+        return 30;
+    crew_arena *a;
+    if (crew_arena_create(&a, 1 << 16) != 0 || crew_arena_alloc(a, 64, 8) == 0)
+        return 31;
+    crew_task t = {.fn = nop_task};
+    if (crew_run(pool, NULL, &t, 1, NULL) != 0)
+        return 32;
+    int rc = crew_arena_freeze(a);
+    crew_arena_close(a);
+    crew_close(pool);
+    return rc == 0 ? 0 : 33;
+}
+
+static void test_forked_child_own_pool(void)
+{
+    crew *pool = test_proc_pool(1, 0, 0, 0);
+    inherited_pool = pool;
+    fflush(NULL);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0)
+        _exit(child_own_pool());
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    crew_close(pool);
+}
+
 int main(void)
 {
     test_watchdog_start(&wd, 30, "before and after open", test_hung);
@@ -564,6 +773,13 @@ int main(void)
     test_watchdog_step(&wd, "freeze busy with a pool open");
     test_many_arenas();
     test_freeze_busy_with_pool();
+    test_watchdog_step(&wd, "freeze beside calls");
+    test_freeze_beside_calls();
+    test_watchdog_step(&wd, "a task's own arena");
+    test_task_arena_keeps_registry();
+    test_watchdog_step(&wd, "a child forked by the caller");
+    test_forked_child_copies();
+    test_forked_child_own_pool();
     test_watchdog_stop(&wd);
     printf("test_proc_arena: ok\n");
     return 0;

@@ -358,6 +358,11 @@ crew_ref crew_arena_root(const crew_arena *a)
  * Once the seal is in, nothing can write the memfd again, so the arena is
  * frozen from that moment, whatever happens after.
  */
+static int seal_write(int fd)
+{
+    return crew__sys.fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) != 0 ? -errno : 0;
+}
+
 static int freeze_seal_write(crew_arena *a, size_t have)
 {
     struct crew__prologue p;
@@ -368,8 +373,8 @@ static int freeze_seal_write(crew_arena *a, size_t have)
     if (crew__sys.mmap(a->base, have, PROT_READ, MAP_PRIVATE | MAP_FIXED, a->fd, 0) ==
         MAP_FAILED)
         rc = -errno;
-    else if (crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_WRITE) != 0)
-        rc = -errno;
+    else
+        rc = seal_write(a->fd);
     /* The workers of a process pool map unfrozen arenas writable, and the
      * write seal waits for no mapping.  Between calls, workers drop their
      * writable mappings when asked, and the seal is tried again: a
@@ -381,9 +386,9 @@ static int freeze_seal_write(crew_arena *a, size_t have)
      * crew.h).  All this only for an arena workers were told to map
      * writable. */
     if (rc == CREW_EBUSY && atomic_load(&a->shown_writable) && crew__space_has_pools()) {
-        if (crew__space_revoke((uintptr_t)a->map) == 0)
-            rc = crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_WRITE) != 0 ? -errno : 0;
-        else
+        /* the seal is retried before any call can start again */
+        rc = crew__space_revoke((uintptr_t)a->map, seal_write, a->fd);
+        if (rc == 1)
             rc = crew__sys.fcntl(a->fd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) != 0 ? -errno : 0;
     }
     if (rc < 0) {
@@ -508,10 +513,11 @@ int crew_arena_fd(const crew_arena *a)
 
 void crew_arena_close(crew_arena *a)
 {
-    /* A forked child may release its copy of the object; a worker's
-     * objects are the caller's arenas (shared, or copies it keeps in
-     * step), which the worker must keep mapped. */
-    if (!a || (foreign(a) && (a->shared_handle || crew__space_in_worker())))
+    /* A forked child may release its copy of the object (but not an
+     * object it still shares with its parent); a worker's objects are the
+     * caller's arenas (shared, or copies it keeps in step), which the
+     * worker must keep mapped. */
+    if (!a || (foreign(a) && (crew__space_in_worker() || crew__space_handle_parents(a))))
         return;
     crew__space_remove(a);
     crew__space_release(a->map, a->map_len, a->in_space);

@@ -48,15 +48,84 @@ static int in_worker;                /* this process is a pool's worker: the spa
 static crew_arena *handles;
 static unsigned char handle_used[CREW__SPACE_HANDLES];
 static pid_t self_pid;
+#define HANDLES_LEN (CREW__SPACE_HANDLES * sizeof(crew_arena))
+/* Any other fork gives the child a copy of the objects (fork_prepare). */
+static _Thread_local int pool_forking; /* this thread forks a pool's supervisor (or is one) */
+static crew_arena *staged;             /* during a fork: the copy for the child */
+/* A child whose copy could not be made: the table it still maps is its
+ * parent's, live, and must never be written here (NULL: none). */
+static crew_arena *parents_handles;
 
 static size_t align_up(size_t n, size_t to)
 {
     return (n + to - 1) & ~(to - 1);
 }
 
-static void forked(void)
+/* A fork waits until no thread holds the lock: a child that inherited it
+ * held would wait for ever at its first arena.  That child may be a
+ * process pool's supervisor, whose workers all inherit its copy, and a
+ * task that creates an arena would then hang.
+ *
+ * The handle table is shared memory so that a pool's supervisor and
+ * workers see the caller's objects live.  Any other child (one the user
+ * forks) must get a copy, as it would of objects on the heap: sharing
+ * them, the parent's close and later create would change the child's
+ * arena under it, and the child's arenas would be made in slots the parent
+ * believes free.  So the objects in use are copied, under the lock, into a
+ * fresh shared mapping that the child moves over the table. */
+static void fork_prepare(void)
 {
+    pthread_mutex_lock(&lock);
+    staged = NULL;
+    if (!handles || pool_forking || in_worker)
+        return;
+    crew_arena *s = crew__sys.mmap(NULL, HANDLES_LEN, PROT_READ | PROT_WRITE,
+                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s == MAP_FAILED)
+        return;
+    for (size_t i = 0; i < CREW__SPACE_HANDLES; i++)
+        if (handle_used[i])
+            memcpy(&s[i], &handles[i], sizeof *s);
+    staged = s;
+}
+
+static void fork_parent(void)
+{
+    if (staged)
+        munmap(staged, HANDLES_LEN);
+    staged = NULL;
+    pthread_mutex_unlock(&lock);
+}
+
+/* In the child of a fork: forget what was this process's. */
+static void fork_child(void)
+{
+    pthread_mutex_init(&lock, NULL);
     self_pid = 0;
+    if (!handles || pool_forking || in_worker)
+        return;
+    if (!staged || mremap(staged, HANDLES_LEN, HANDLES_LEN, MREMAP_MAYMOVE | MREMAP_FIXED,
+                          handles) == MAP_FAILED) {
+        if (staged)
+            munmap(staged, HANDLES_LEN);
+        /* No copy: leave the parent's objects alone, make ours elsewhere. */
+        parents_handles = handles;
+        handles = NULL;
+    }
+    staged = NULL;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_register(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Before anything here is cached or locked: forks must be seen. */
+static void space_setup(void)
+{
+    pthread_once(&atfork_once, atfork_register);
 }
 
 pid_t crew__space_pid(void)
@@ -64,6 +133,11 @@ pid_t crew__space_pid(void)
     /* relaxed is enough: a process computes the same value in any thread */
     pid_t p = __atomic_load_n(&self_pid, __ATOMIC_RELAXED);
     if (p == 0) {
+        /* Registered before the first cached value, whether or not a
+         * process pool is ever opened: a forked child must not take its
+         * parent's pid for its own (it could then change the parent's
+         * arenas). */
+        space_setup();
         p = getpid();
         __atomic_store_n(&self_pid, p, __ATOMIC_RELAXED);
     }
@@ -76,7 +150,17 @@ static void handles_init(void)
                              PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (h != MAP_FAILED)
         handles = h;
-    pthread_atfork(NULL, NULL, forked);
+}
+
+void crew__space_pool_fork(int on)
+{
+    pool_forking = on;
+}
+
+int crew__space_handle_parents(const crew_arena *a)
+{
+    return parents_handles && a >= parents_handles &&
+           a < parents_handles + CREW__SPACE_HANDLES;
 }
 
 crew_arena *crew__space_handle_new(void)
@@ -116,6 +200,7 @@ int crew__space_handle_free(crew_arena *a)
 int crew__space_init(void)
 {
     int rc = 0;
+    space_setup();
     pthread_mutex_lock(&lock);
     if (!handles && !in_worker)
         handles_init();
@@ -163,18 +248,24 @@ int crew__space_has_pools(void)
 void crew__space_worker(void)
 {
     in_worker = 1;
+    /* The registry we inherited is the caller's, and its objects made
+     * since the space exists are the caller's own, live in shared memory:
+     * linking an arena of ours in or out would rewrite their links (a
+     * task's arena would appear in, or unlink others from, the caller's
+     * list).  Ours starts empty; the caller's is never listed here. */
+    live = NULL;
 }
 
-static int (*revoke_hook)(uint64_t base);
+static int (*revoke_hook)(uint64_t base, int (*seal)(int fd), int fd);
 
-void crew__space_set_revoke(int (*fn)(uint64_t base))
+void crew__space_set_revoke(int (*fn)(uint64_t base, int (*seal)(int fd), int fd))
 {
     revoke_hook = fn;
 }
 
-int crew__space_revoke(uint64_t base)
+int crew__space_revoke(uint64_t base, int (*seal)(int fd), int fd)
 {
-    return revoke_hook ? revoke_hook(base) : -1;
+    return revoke_hook ? revoke_hook(base, seal, fd) : 1;
 }
 
 int crew__space_in_worker(void)
@@ -185,6 +276,7 @@ int crew__space_in_worker(void)
 void *crew__space_reserve(size_t len, int *in_space)
 {
     *in_space = 0;
+    space_setup();
     pthread_mutex_lock(&lock);
     size_t want = align_up(len, SPACE_ALIGN);
     /* A worker's copy of the free list is the caller's as it was at

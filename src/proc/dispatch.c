@@ -154,11 +154,17 @@ static bool produce(call *c, size_t k)
 {
     crew__proc *p = c->p;
     proc_shared *h = c->h;
-    /* A free descriptor means fewer than PROC_RING queued and unclaimed,
-     * so position head's queue slot has been read by its claimer. */
-    if (p->n_free_desc == 0)
-        return false;
+    /* Position head's queue slot is position head - PROC_RING's, which
+     * must have been claimed (its claimer reads it before its CAS).  A free
+     * descriptor does not say so: a descriptor the supervisor abandoned
+     * while a live worker held its position, and that we filled again
+     * before that worker started it, is run by that worker, and its new
+     * position stays queued, unclaimed, naming a descriptor no longer
+     * there.  Such positions can make more than PROC_RING unclaimed. */
     uint64_t head = c->head;
+    if (p->n_free_desc == 0 ||
+        head - atomic_load_explicit(&h->claim, memory_order_acquire) >= PROC_RING)
+        return false;
     size_t arg_size = 0, res_size = 0;
     if (c->kind == CALL_RUN) {
         arg_size = c->tasks[k].arg_size;

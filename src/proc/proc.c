@@ -128,15 +128,35 @@ static crew__proc *open_pools;
 #define REVOKE_WAIT_NS 200000000u /* idle workers answer in microseconds */
 
 /* Every open pool's workers drop their writable mappings of the arena at
- * base.  Only between calls: a worker running a task may be writing, and
- * would map the arena again for its next one. */
-static int revoke_writable(uint64_t base)
+ * base, then seal(fd) runs.  Only between calls: a worker running a task
+ * may be writing, and would map the arena again for its next one.  So no
+ * call may start until the seal is in (a call started in between would
+ * have its workers map the arena writable again, and the seal would fail
+ * as if a forked child held it): each pool's call lock is held
+ * meanwhile, taken without waiting (held: a call runs, perhaps on this
+ * very thread, from on_done).  Pools copied into a forked child are not
+ * ours: their workers never map the child's arenas.  Returns 1 when the
+ * workers could not be asked, else what seal returned. */
+static int revoke_writable(uint64_t base, int (*seal)(int fd), int fd)
 {
     int rc = 0;
+    pid_t me = getpid();
     pthread_mutex_lock(&open_lock);
-    for (crew__proc *p = open_pools; p && rc == 0; p = p->next_open) {
+    crew__proc *locked_to = NULL; /* call locks held: open_pools up to this one */
+    for (crew__proc *p = open_pools; p; p = p->next_open) {
+        if (p->owner != me)
+            continue;
+        if (pthread_mutex_trylock(&p->call_lock) != 0) {
+            rc = -1;
+            locked_to = p;
+            break;
+        }
+    }
+    for (crew__proc *p = open_pools; p && p != locked_to && rc == 0; p = p->next_open) {
         proc_shared *h = p->m.hdr;
-        if (p->owner != getpid() || proc_load32(&h->in_call) || proc_load32(&h->lost)) {
+        if (p->owner != me)
+            continue;
+        if (proc_load32(&h->in_call) || proc_load32(&h->lost)) {
             rc = -1;
             break;
         }
@@ -153,19 +173,52 @@ static int revoke_writable(uint64_t base)
                       (int32_t)(proc_load32(&p->m.slots[i].revoke_ack) - gen) >= 0;
             if (all)
                 break;
-            if (crew__now_ns() - t0 > REVOKE_WAIT_NS || proc_load32(&h->in_call)) {
+            if (crew__now_ns() - t0 > REVOKE_WAIT_NS || proc_load32(&h->lost)) {
                 rc = -1;
                 break;
             }
             usleep(50);
         }
     }
+    if (rc == 0)
+        rc = seal(fd);
+    else
+        rc = 1;
+    for (crew__proc *p = open_pools; p && p != locked_to; p = p->next_open)
+        if (p->owner == me)
+            pthread_mutex_unlock(&p->call_lock);
     pthread_mutex_unlock(&open_lock);
     return rc;
 }
 
+/* A child of a fork must not start with open_lock held (a freeze in
+ * another thread holds it while workers answer): it takes it to let go of
+ * its copies of the pools. */
+static void open_lock_prepare(void)
+{
+    pthread_mutex_lock(&open_lock);
+}
+
+static void open_lock_parent(void)
+{
+    pthread_mutex_unlock(&open_lock);
+}
+
+static void open_lock_child(void)
+{
+    pthread_mutex_init(&open_lock, NULL);
+}
+
+static pthread_once_t open_lock_once = PTHREAD_ONCE_INIT;
+
+static void open_lock_atfork(void)
+{
+    pthread_atfork(open_lock_prepare, open_lock_parent, open_lock_child);
+}
+
 static void open_list_add(crew__proc *p)
 {
+    pthread_once(&open_lock_once, open_lock_atfork);
     pthread_mutex_lock(&open_lock);
     p->next_open = open_pools;
     open_pools = p;
@@ -254,7 +307,11 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
     /* Output buffered now would otherwise be written again by any worker
      * whose task calls exit(). */
     fflush(NULL);
+    /* The supervisor, and so every worker, shares the arena objects. */
+    crew__space_pool_fork(1);
     pid_t pid = fork();
+    if (pid != 0)
+        crew__space_pool_fork(0);
     if (pid < 0) {
         rc = errno == ENOMEM ? CREW_ENOMEM : CREW_EAGAIN;
         crew__space_pools(-1);
@@ -304,6 +361,8 @@ void crew__proc_close(crew *pool)
      * the pool is the caller's: let go of our copy only, without telling
      * the supervisor to stop. */
     if (getpid() != p->m.hdr->caller_pid) {
+        /* off the list too: a freeze here walks it */
+        open_list_remove(p);
         crew__space_pools(-1);
         proc_free(pool);
         return;

@@ -121,12 +121,12 @@ static void unmap_range(mapping *m)
          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
 }
 
-/* Map arena v at its address.  A range this worker does not hold reserved
- * (an arena that got no room in the space) is mapped only if free. */
-static void map_one(const crew__arena_view *table_view, pid_t caller)
+/* Map arena v at its address (m: our entry for that base, or NULL).  A
+ * range this worker does not hold reserved (an arena that got no room in
+ * the space) is mapped only if free. */
+static void map_one(const crew__arena_view *table_view, mapping *m, pid_t caller)
 {
     crew__arena_view view = *table_view, *v = &view;
-    mapping *m = find(v->base);
     bool reserved = v->in_space || m != NULL;
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)caller, v->fd);
@@ -163,29 +163,93 @@ static void map_one(const crew__arena_view *table_view, pid_t caller)
     }
 }
 
+/* Indices sorted by the base they name, to look bases up in O(log n):
+ * with tens of thousands of arenas, a scan per arena made every change of
+ * the table cost seconds in each worker. */
+static const crew__arena_view *sort_table;
+static const mapping *sort_mine;
+
+static int by_table_base(const void *a, const void *b)
+{
+    uint64_t x = sort_table[*(const uint32_t *)a].base, y = sort_table[*(const uint32_t *)b].base;
+    return x < y ? -1 : x > y;
+}
+
+static int by_mine_base(const void *a, const void *b)
+{
+    uint64_t x = sort_mine[*(const uint32_t *)a].v.base, y = sort_mine[*(const uint32_t *)b].v.base;
+    return x < y ? -1 : x > y;
+}
+
+/* The position in idx[0, n) (sorted by base) naming `base`, or -1. */
+static ptrdiff_t search(const uint32_t *idx, size_t n, uint64_t base, bool table)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        uint64_t b = table ? sort_table[idx[mid]].base : sort_mine[idx[mid]].v.base;
+        if (b == base)
+            return (ptrdiff_t)mid;
+        if (b < base)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
 /* Make this worker's mappings match the caller's table of arenas. */
 static void sync_arenas(proc_shared *h)
 {
     uint64_t gen = atomic_load_explicit(&h->arena_gen, memory_order_acquire);
     if (gen == seen_gen)
         return;
+    uint32_t n = h->n_arenas;
+    size_t had = n_mine;
+    /* Bases are distinct in the table (live arenas do not overlap) and in
+     * ours (an entry is added only for a base it did not hold). */
+    uint32_t *tidx = malloc(((size_t)n + had + 1) * sizeof *tidx), *midx = tidx + n;
+    if (tidx) {
+        for (uint32_t k = 0; k < n; k++)
+            tidx[k] = k;
+        for (size_t i = 0; i < had; i++)
+            midx[i] = (uint32_t)i;
+        sort_table = h->arenas;
+        sort_mine = mine;
+        qsort(tidx, n, sizeof *tidx, by_table_base);
+        qsort(midx, had, sizeof *midx, by_mine_base);
+    }
     /* First drop what changed or went, then map what is new, so that a
      * new arena in the range of an old one finds it reserved. */
     for (size_t i = 0; i < n_mine; i++) {
         if (!mine[i].mapped)
             continue;
         bool keep = false;
-        for (uint32_t k = 0; k < h->n_arenas && !keep; k++)
-            keep = same(&mine[i].v, &h->arenas[k]);
+        if (tidx) {
+            ptrdiff_t at = search(tidx, n, mine[i].v.base, true);
+            keep = at >= 0 && same(&mine[i].v, &h->arenas[tidx[at]]);
+        } else {
+            for (uint32_t k = 0; k < n && !keep; k++)
+                keep = same(&mine[i].v, &h->arenas[k]);
+        }
         if (!keep)
             unmap_range(&mine[i]);
     }
-    for (uint32_t k = 0; k < h->n_arenas; k++) {
-        mapping *m = find(h->arenas[k].base);
+    for (uint32_t k = 0; k < n; k++) {
+        mapping *m;
+        if (tidx) {
+            /* `mine` may move as map_one adds to it: look up by index */
+            sort_mine = mine;
+            ptrdiff_t at = search(midx, had, h->arenas[k].base, false);
+            m = at >= 0 ? &mine[midx[at]] : NULL;
+        } else {
+            m = find(h->arenas[k].base);
+        }
         if (!m || !m->mapped)
-            map_one(&h->arenas[k], h->caller_pid);
+            map_one(&h->arenas[k], m, h->caller_pid);
         crew__space_refresh(&h->arenas[k]);
     }
+    free(tidx);
     seen_gen = gen;
 }
 
@@ -329,11 +393,15 @@ _Noreturn void crew__worker_main(proc_map *m, unsigned w)
         }
         spins = 0;
         /* Dekker with the caller: announce, then look again, then sleep;
-         * the caller publishes head, then looks at idle. */
+         * the caller publishes head, then looks at idle.  A freeze's
+         * request (revoke_gen, then a bump of work_word) may have come
+         * since drop_writable looked: sleeping on a word read after it
+         * would miss its wake, and the freeze would wait in vain. */
         uint32_t word = atomic_load_explicit(&h->work_word, memory_order_seq_cst);
         atomic_fetch_add_explicit(&h->idle, 1, memory_order_seq_cst);
         if (atomic_load_explicit(&h->claim, memory_order_seq_cst) >=
                 atomic_load_explicit(&h->head, memory_order_seq_cst) &&
+            atomic_load_explicit(&h->revoke_gen, memory_order_seq_cst) == revoked &&
             !atomic_load_explicit(&h->stopping, memory_order_seq_cst) &&
             w < atomic_load_explicit(&h->active, memory_order_seq_cst)) {
             atomic_fetch_add_explicit(&my_slot->sleeps, 1, memory_order_relaxed);
