@@ -184,7 +184,9 @@ crew_arena *crew__space_handle_new(void)
 
 int crew__space_may_use_heap(void)
 {
-    return !handles || in_worker || !crew__space_has_pools();
+    /* With a pool open, a heap object (the shared table is full, or could
+     * not be made) would not exist in its workers. */
+    return in_worker || !crew__space_has_pools();
 }
 
 int crew__space_handle_free(crew_arena *a)

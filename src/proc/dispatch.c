@@ -295,6 +295,15 @@ static void finish(call *c, size_t k, int status)
         c->opts->on_done(c->opts->ctx, k);
 }
 
+/* Item k ends without a run that says so (no memory to hand it out again,
+ * or the pool is lost): its status is ours to write. */
+static void fail(call *c, size_t k, int status)
+{
+    if (c->kind == CALL_RUN)
+        c->tasks[k].status = status;
+    finish(c, k, status);
+}
+
 static void settle_task(call *c, const proc_desc *d)
 {
     crew_task *t = &c->tasks[d->item];
@@ -336,7 +345,7 @@ static size_t collect(call *c)
         uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
         if (st == D_ABANDONED) {
             if (!hand_again(c, d->item))
-                finish(c, d->item, CREW_ENOMEM);
+                fail(c, d->item, CREW_ENOMEM);
         } else if (st == D_DONE) {
             crew__worker *tw = c->pool->tracing && d->started && d->t1
                                    ? crew__pool_slot(c->pool, d->worker)
@@ -395,7 +404,7 @@ static void give_up(call *c)
         desc_free(c->p, k);
         c->in_flight--;
         if (!hand_again(c, item))
-            finish(c, item, CREW_ELOST);
+            fail(c, item, CREW_ELOST);
     }
     atomic_store(&h->claim, c->head);
     while (c->n_again || c->next < c->n) {
