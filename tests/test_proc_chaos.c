@@ -144,7 +144,10 @@ static void test_chaos(void)
      * check period.  Everything else (crashes, respawns, 10,000 normal
      * tasks, hogs reaching 64 MiB) must fit in the margin.
      */
-    double margin = TEST_SANITIZED ? 10.0 : 3.0;
+    /* Generous: this catches a run that waits for something that will not
+     * come (a hang is the watchdog's), not a slow machine; speed is the
+     * benchmarks' business. */
+    double margin = TEST_SANITIZED ? 20.0 : 10.0;
     double bound = (double)count[K_LOOP] * (TIMEOUT + 0.02) / WORKERS + TIMEOUT + margin;
     printf("chaos: %zu tasks (%zu segv, %zu abort, %zu exit, %zu loop, %zu hog) in %.2f s "
            "(bound %.2f s)\n",
@@ -542,7 +545,9 @@ static void test_limits(void)
     ASSERT_EQ(crew_run(pool, NULL, t, 1, NULL), CREW_EFAILED);
     double took = test_now_s() - t0;
     ASSERT_EQ(t[0].status, CREW_ETIMEDOUT);
-    if (took < 0.3 || took > 0.3 + (TEST_SANITIZED ? 0.5 : 0.2))
+    /* Not early, and not far later (a loaded machine may delay the kill
+     * and the wake-up a little; "never" is what this catches). */
+    if (took < 0.3 || took > 0.3 + (TEST_SANITIZED ? 3.0 : 1.5))
         TEST_FAIL_("a task with a 0.3 s timeout was stopped after %.3f s", took);
 
     /* A stack overflow is a crash like any other. */

@@ -623,7 +623,9 @@ static void test_supervisor_killed(void)
         ASSERT_EQ(t[i].status, CREW_ELOST);
         ASSERT_EQ(t[i].runs, 0);
     }
-    if (took > 0.5)
+    /* At once, not after the tasks' would-be time or a timeout (a loaded
+     * machine may add a little; a hang is the watchdog's). */
+    if (took > 2.0)
         TEST_FAIL_("crew_run on a pool whose supervisor died took %.2f s", took);
     /* and every later call says so too */
     ASSERT_EQ(crew_run(pool, NULL, t, 100, NULL), CREW_ELOST);
@@ -640,7 +642,7 @@ static void test_supervisor_killed(void)
     test_watchdog_step(&wd, "supervisor killed: crew_close");
     t0 = test_now_s();
     crew_close(pool);
-    ASSERT_LT(test_now_s() - t0, 1.0);
+    ASSERT_LT(test_now_s() - t0, 3.0);
     proc_snapshot after = proc_take_snapshot();
     proc_same_snapshot(&before, &after, "supervisor killed between calls");
 
