@@ -473,6 +473,7 @@ static void test_many_arenas(void)
 typedef struct scan_arg {
     const uint64_t *data;
     size_t words;
+    test_gather *g;      /* every worker takes a scan */
 } scan_arg;
 
 /* Reads one word per page, so every page is mapped. */
@@ -480,6 +481,7 @@ static int scan_task(const void *shared, const void *arg, void *result)
 {
     (void)shared;
     const scan_arg *a = arg;
+    test_gather_in(a->g);
     uint64_t sum = 0;
     for (size_t i = 0; i < a->words; i += 512)
         sum += a->data[i];
@@ -504,7 +506,12 @@ static void test_pss(void)
     uint64_t want = 0;
     for (size_t i = 0; i < words; i += 512)
         want += data[i];
-    scan_arg arg = {data, words};
+    crew_arena *ga;
+    ASSERT_OK(crew_arena_create(&ga, 1 << 20));
+    test_gather *g = CREW_ARENA_PTR(ga, test_gather, CREW_ARENA_NEW(ga, test_gather));
+    ASSERT_NOT_NULL(g);
+    g->want = WORKERS;
+    scan_arg arg = {data, words, g};
     enum { TASKS = 8 };
     crew_task t[TASKS];
     uint64_t sums[TASKS];
@@ -542,6 +549,7 @@ static void test_pss(void)
     ASSERT_LT(uss, WORKERS * ((uint64_t)32 << 20));
     crew_arena_close(a);
     crew_close(pool);
+    crew_arena_close(ga);
 }
 
 int main(void)
