@@ -333,6 +333,37 @@ static inline _Noreturn void test_hog_forever(void)
     test_spin_forever();
 }
 
+/* ---- making every worker take part ---------------------------------------------- */
+
+/*
+ * A task that calls test_gather_in(g) for the first time in its worker
+ * waits (10 s at most) until g->want workers have each called it, so that
+ * every worker of the pool must take a task.  Tasks that merely last a
+ * while would leave that to the scheduler, and on a loaded machine one
+ * worker may run them all.  g must live where the workers see the
+ * caller's writes and each other's: in an arena that is not frozen.
+ */
+typedef struct test_gather {
+    _Atomic int32_t pids[64];
+    _Atomic uint32_t n;
+    uint32_t want;
+} test_gather;
+
+static inline void test_gather_in(test_gather *g)
+{
+    int32_t me = (int32_t)getpid();
+    uint32_t n = atomic_load(&g->n);
+    for (uint32_t i = 0; i < n && i < 64; i++)
+        if (atomic_load(&g->pids[i]) == me)
+            return;
+    uint32_t at = atomic_fetch_add(&g->n, 1);
+    if (at < 64)
+        atomic_store(&g->pids[at], me);
+    double until = test_now_s() + 10.0;
+    while (atomic_load(&g->n) < g->want && test_now_s() < until)
+        ;
+}
+
 /* ---- the rest ----------------------------------------------------------------- */
 
 static inline void test_hung(const char *step)

@@ -1,17 +1,22 @@
 /*
  * Description: crew_run, crew_for and crew_reduce on a process pool mean
  * what they mean on a thread pool.  Arguments are copied in and results
- * copied back (also at the 16 MiB limit, and with a positive error);
+ * copied back (also at the 16 MiB limit, and with a positive error; bytes
+ * a task leaves unwritten come back as zeros, never as another task's);
  * arg_size 0 passes the pointer, result_size 0 passes NULL; too large a
  * task is CREW_E2BIG with nothing run; crew_reduce equals the serial fold
- * (sums, a non-commutative combine, a 16 KiB accumulator); crew_for covers
+ * (sums, a non-commutative combine, a 16 KiB accumulator), and its
+ * accumulators stay 64-byte aligned after heavy use; crew_for covers
  * every index once; stop_on_error cancels what has not started; on_done
  * and progress run on the caller's thread; a call from on_done is
- * CREW_EBUSY, one from inside a task runs inline; two threads may share a
- * pool; crew_submit is CREW_ENOTSUP and crew_join runs both halves; a
- * thread pool works beside a process pool; and a function that is not
- * thread-safe (a static buffer and strtok) goes wrong on threads but
- * always right on processes.
+ * CREW_EBUSY, one from inside a task runs inline (with the same statuses,
+ * cancellations and callbacks); two threads may share a pool; crew_submit
+ * is CREW_ENOTSUP and crew_join runs both halves; a thread pool works
+ * beside a process pool; a function that is not thread-safe (a static
+ * buffer and strtok) goes wrong on threads but always right on processes;
+ * crew_stats counts each worker's jobs, busy time and sleeps; the trace
+ * has an event per task and per range; and what tasks print through
+ * stdio reaches its file.
  */
 #include "proc_util.h"
 
@@ -127,6 +132,15 @@ static int negative_task(const void *shared, const void *arg, void *result)
     return -5;
 }
 
+/* Fails without touching its result. */
+static int lazy_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    (void)result;
+    return 6;
+}
+
 static void test_pointers(void)
 {
     enum { N = 500 };
@@ -162,6 +176,34 @@ static void test_pointers(void)
         ASSERT_EQ(nt[i].status, 0);
         ASSERT_UEQ(buf[i], UNTOUCHED);
     }
+    /*
+     * Result bytes a task does not write come back as zeros, never as what
+     * an earlier task left in the same shared memory: the copy_task run
+     * just before fills results of this layout, and these tasks return an
+     * error without writing theirs.
+     */
+    enum { LAZY = 64 };
+    static copy_arg lazy_args[LAZY];
+    static copy_res lazy_res[LAZY];
+    static crew_task lazy[LAZY];
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < LAZY; i++) {
+            lazy_args[i] = (copy_arg){5, i, 0, NULL};
+            memset(&lazy_res[i], 0xab, sizeof lazy_res[i]);
+            lazy[i] = (crew_task){.fn = round ? lazy_task : copy_task, .arg = &lazy_args[i],
+                                  .arg_size = sizeof lazy_args[i], .result = &lazy_res[i],
+                                  .result_size = sizeof lazy_res[i]};
+        }
+        ASSERT_EQ(crew_run(pool, NULL, lazy, LAZY, NULL), round ? CREW_EFAILED : 0);
+    }
+    static const copy_res zero;
+    for (size_t i = 0; i < LAZY; i++) {
+        ASSERT_EQ(lazy[i].status, 6);
+        if (memcmp(&lazy_res[i], &zero, sizeof zero) != 0)
+            TEST_FAIL_("task %zu wrote no result, yet got value %#" PRIx64 " index %" PRIu64, i,
+                       lazy_res[i].value, lazy_res[i].index);
+    }
+
     /* a negative return is crew's to give: CREW_EINVAL, as with threads */
     crew_task neg = {.fn = negative_task};
     ASSERT_EQ(crew_run(pool, NULL, &neg, 1, NULL), CREW_EFAILED);
@@ -748,6 +790,31 @@ static void nest_body(void *ctx, size_t lo, size_t hi)
         out[i] = val(11, i) ^ (uint64_t)getpid();
 }
 
+/* What the callbacks of a call made inside a task saw. */
+typedef struct inline_seen {
+    size_t done;
+    size_t order[4];
+    size_t progress_calls;
+    size_t last[3]; /* done, total, failed of the last progress call */
+} inline_seen;
+
+static void inline_done(void *ctx, size_t i)
+{
+    inline_seen *s = ctx;
+    if (s->done < 4)
+        s->order[s->done] = i;
+    s->done++;
+}
+
+static void inline_progress(void *ctx, size_t done, size_t total, size_t failed)
+{
+    inline_seen *s = ctx;
+    s->progress_calls++;
+    s->last[0] = done;
+    s->last[1] = total;
+    s->last[2] = failed;
+}
+
 static int outer_task(const void *shared, const void *arg, void *result)
 {
     (void)shared;
@@ -777,6 +844,28 @@ static int outer_task(const void *shared, const void *arg, void *result)
     poly_body(NULL, 0, 300, &want);
     if (crew_reduce(a->pool, 0, 300, 16, &poly, NULL, &p) != 0 || p.h != want.h)
         return 5;
+    /* inline too: a negative return is CREW_EINVAL, stop_on_error cancels
+     * the rest, on_done and progress come as in the caller */
+    crew_task s[4] = {{.fn = null_result_task}, {.fn = negative_task},
+                      {.fn = null_result_task}, {.fn = null_result_task}};
+    for (int i = 0; i < 4; i++) {
+        s[i].status = SENTINEL;
+        s[i].runs = 77;
+    }
+    inline_seen seen = {0, {0}, 0, {0, 0, 0}};
+    crew_run_opts o = {.stop_on_error = 1, .on_done = inline_done, .progress = inline_progress,
+                       .ctx = &seen};
+    if (crew_run(a->pool, NULL, s, 4, &o) != CREW_EFAILED)
+        return 6;
+    static const int want_status[4] = {0, CREW_EINVAL, CREW_ECANCELED, CREW_ECANCELED};
+    static const unsigned want_runs[4] = {1, 1, 0, 0};
+    for (int i = 0; i < 4; i++)
+        if (s[i].status != want_status[i] || s[i].runs != want_runs[i] ||
+            seen.order[i] != (size_t)i)
+            return 7;
+    if (seen.done != 4 || seen.progress_calls != 1 || seen.last[0] != 4 || seen.last[1] != 4 ||
+        seen.last[2] != 3)
+        return 8;
     *(uint64_t *)result = sum;
     return 0;
 }
@@ -793,7 +882,12 @@ static void test_nested(void)
                            .result = &res[i], .result_size = sizeof res[i]};
     }
     test_watchdog_step(&wd, "nested calls");
-    ASSERT_OK(crew_run(pool, NULL, t, N, NULL));
+    int rc = crew_run(pool, NULL, t, N, NULL);
+    for (size_t i = 0; i < N; i++)
+        if (t[i].status != 0)
+            TEST_FAIL_("nested calls: outer task %zu failed with %d (see outer_task)", i,
+                       t[i].status);
+    ASSERT_OK(rc);
     for (size_t i = 0; i < N; i++) {
         uint64_t want = 0;
         for (uint64_t k = 0; k < 8; k++)
@@ -1009,10 +1103,226 @@ static void test_not_thread_safe(void)
     free(t);
 }
 
+/*
+ * Accumulators are aligned to 64 bytes on a process pool too, also after
+ * calls that filled and emptied the shared memory they live in many times
+ * over with items of other sizes (test_not_thread_safe runs 60,000 tasks
+ * just before).  Each range counts the misaligned accumulators it saw.
+ */
+typedef struct align_acc {
+    uint64_t sum, misaligned;
+} align_acc;
+
+static void align_init(void *ctx, void *acc)
+{
+    (void)ctx;
+    *(align_acc *)acc = (align_acc){0, 0};
+}
+
+static void align_body(void *ctx, size_t lo, size_t hi, void *acc)
+{
+    (void)ctx;
+    align_acc *a = acc;
+    a->misaligned += (uintptr_t)acc % 64 != 0;
+    for (size_t i = lo; i < hi; i++)
+        a->sum += i;
+}
+
+static void align_combine(void *ctx, void *acc, const void *other)
+{
+    (void)ctx;
+    align_acc *a = acc;
+    const align_acc *o = other;
+    a->sum += o->sum;
+    a->misaligned += o->misaligned;
+}
+
+static void test_reduce_alignment(void)
+{
+    static const crew_reducer r = {sizeof(align_acc), align_init, align_body, align_combine};
+    static const size_t grains[] = {1, 7, 100, 0};
+    const size_t n = 20000;
+    for (size_t g = 0; g < 4; g++) {
+        align_acc out = {1, 1};
+        test_watchdog_step(&wd, "reduce alignment");
+        ASSERT_OK(crew_reduce(pool, 0, n, grains[g], &r, NULL, &out));
+        ASSERT_UEQ(out.sum, (uint64_t)n * (n - 1) / 2);
+        if (out.misaligned)
+            TEST_FAIL_("grain %zu: %" PRIu64 " accumulators not aligned to 64 bytes", grains[g],
+                       out.misaligned);
+    }
+}
+
+/* ---- what the pool reports: statistics, the trace, the tasks' output ------------- */
+
+static int gather_task(const void *shared, const void *arg, void *result)
+{
+    (void)arg;
+    (void)result;
+    test_gather_in((test_gather *)(uintptr_t)shared);
+    return 0;
+}
+
+/*
+ * crew_stats for a process pool: each slot names a live worker of its own,
+ * and counts what the worker did (each worker has run a task: the gather
+ * sees to it).  Counters are updated as workers go, so sleeps is waited
+ * for: a worker sleeps once it finds no work, which happens between any
+ * two calls.
+ */
+static void test_stats(void)
+{
+    test_gather *g = CREW_ARENA_PTR(counters_arena, test_gather,
+                                    CREW_ARENA_NEW(counters_arena, test_gather));
+    ASSERT_NOT_NULL(g);
+    g->want = WORKERS;
+    crew_task t[WORKERS];
+    for (int i = 0; i < WORKERS; i++)
+        t[i] = (crew_task){.fn = gather_task};
+    test_watchdog_step(&wd, "stats");
+    ASSERT_OK(crew_run(pool, g, t, WORKERS, NULL));
+    crew_worker_stats st[WORKERS + 2];
+    double until = test_now_s() + 5.0;
+    for (;;) {
+        ASSERT_EQ(crew_stats(pool, st, WORKERS + 2), WORKERS);
+        int all_slept = 1;
+        for (int i = 0; i < WORKERS; i++)
+            all_slept = all_slept && st[i].sleeps > 0;
+        if (all_slept || test_now_s() > until)
+            break;
+        usleep(1000);
+    }
+    for (int i = 0; i < WORKERS; i++) {
+        if (st[i].jobs == 0 || st[i].busy_ns == 0 || st[i].sleeps == 0)
+            TEST_FAIL_("worker %d: jobs %" PRIu64 ", busy_ns %" PRIu64 ", sleeps %" PRIu64, i,
+                       st[i].jobs, st[i].busy_ns, st[i].sleeps);
+        ASSERT_GT(st[i].pid, 0);
+        ASSERT_NE(st[i].pid, getpid());
+        ASSERT_EQ(st[i].restarts, 0);
+        for (int k = 0; k < i; k++)
+            ASSERT_NE(st[k].pid, st[i].pid);
+        /* read from the worker's smaps_rollup: a live process has some of each */
+        if (st[i].rss == 0 || st[i].pss == 0 || st[i].uss == 0 || st[i].uss > st[i].rss)
+            TEST_FAIL_("worker %d: rss %" PRIu64 ", pss %" PRIu64 ", uss %" PRIu64, i, st[i].rss,
+                       st[i].pss, st[i].uss);
+    }
+}
+
+/* Opened before crew_open, so that workers hold it too. */
+static FILE *task_log;
+
+/* Writes a line through stdio and leaves it in the buffer. */
+static int log_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)result;
+    fprintf(task_log, "task %" PRIu64 "\n", *(const uint64_t *)arg);
+    return 0;
+}
+
+/*
+ * What a task prints through stdio reaches its file by the time its call
+ * returns: a worker never exits through exit(), so output left in its
+ * buffers would be lost (a file or a pipe is fully buffered).
+ */
+static void test_task_output(const char *path)
+{
+    enum { N = 8 };
+    uint64_t idx[N];
+    crew_task t[N];
+    for (size_t i = 0; i < N; i++) {
+        idx[i] = i;
+        t[i] = (crew_task){.fn = log_task, .arg = &idx[i], .arg_size = sizeof idx[i]};
+    }
+    test_watchdog_step(&wd, "task output");
+    ASSERT_OK(crew_run(pool, NULL, t, N, NULL));
+    FILE *f = fopen(path, "re");
+    ASSERT_NOT_NULL(f);
+    unsigned seen[N] = {0};
+    char line[64];
+    size_t lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned k;
+        lines++;
+        if (sscanf(line, "task %u", &k) == 1 && k < N)
+            seen[k]++;
+    }
+    fclose(f);
+    ASSERT_EQ(lines, N);
+    for (size_t i = 0; i < N; i++)
+        if (seen[i] != 1)
+            TEST_FAIL_("the line of task %zu is in the file %u times", i, seen[i]);
+}
+
+static void for_nothing(void *ctx, size_t lo, size_t hi)
+{
+    (void)ctx;
+    (void)lo;
+    (void)hi;
+}
+
+/* Occurrences of `what` in the file at path. */
+static size_t count_in_file(const char *path, const char *what)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        TEST_FAIL_("%s was not written", path);
+    size_t n = 0, len = strlen(what);
+    char buf[1 << 16];
+    size_t have = 0, got;
+    while ((got = fread(buf + have, 1, sizeof buf - 1 - have, f)) > 0) {
+        have += got;
+        buf[have] = '\0';
+        char *at = buf;
+        while ((at = strstr(at, what)) != NULL) {
+            n++;
+            at += len;
+        }
+        /* keep a tail shorter than `what`, which may continue in the next block */
+        size_t keep = have < len ? have : len - 1;
+        memmove(buf, buf + have - keep, keep);
+        have = keep;
+    }
+    fclose(f);
+    return n;
+}
+
+/* A process pool's trace holds one event per task and per range, in the
+ * slot of the worker that ran it. */
+static void test_trace(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/trace.json", dir);
+    crew *tp = NULL;
+    ASSERT_OK(crew_open(&tp, &(crew_config){.workers = WORKERS, .isolation = CREW_PROCESSES,
+                                             .trace_path = path}));
+    enum { N = 50 };
+    copy_arg args[N];
+    copy_res res[N];
+    crew_task t[N];
+    for (size_t i = 0; i < N; i++) {
+        args[i] = (copy_arg){3, i, 0, NULL};
+        t[i] = (crew_task){.fn = copy_task, .arg = &args[i], .arg_size = sizeof args[i],
+                           .result = &res[i], .result_size = sizeof res[i]};
+    }
+    test_watchdog_step(&wd, "trace");
+    ASSERT_OK(crew_run(tp, NULL, t, N, NULL));
+    ASSERT_OK(crew_for(tp, 0, 100, 10, for_nothing, NULL));
+    crew_close(tp);
+    ASSERT_EQ(count_in_file(path, "\"name\":\"task\",\"ph\":\"X\""), N);
+    ASSERT_EQ(count_in_file(path, "\"name\":\"range\",\"ph\":\"X\""), 10);
+    ASSERT_GE(count_in_file(path, "\"args\":{\"name\":\"process "), 1);
+}
+
 int main(void)
 {
     for (size_t i = 0; i < 1024; i++)
         table[i] = test_mix(i ^ 0x5a5a);
+    char *dir = scratch_dir();
+    char log_path[600];
+    snprintf(log_path, sizeof log_path, "%s/tasks.log", dir);
+    task_log = fopen(log_path, "ae");
+    ASSERT_NOT_NULL(task_log);
     test_watchdog_start(&wd, 30, "open", test_hung);
     pool = test_proc_pool(WORKERS, 0, 0, 0);
     ASSERT_OK(crew_arena_create(&counters_arena, (size_t)64 << 20));
@@ -1030,8 +1340,14 @@ int main(void)
     test_submit_join();
     test_mixed();
     test_not_thread_safe();
+    test_reduce_alignment();
+    test_stats();
+    test_task_output(log_path);
+    test_trace(dir);
     crew_close(pool);
     crew_arena_close(counters_arena);
+    fclose(task_log);
+    cleanup_dir(dir);
     test_watchdog_stop(&wd);
     printf("test_proc: ok\n");
     return 0;

@@ -7,8 +7,11 @@
  * ends within a bound computed from the hanging tasks (3,000 tasks under
  * the sanitizers, every kind still there).  Retries re-run tasks that
  * crashed or timed out, and only those, in crew_run, crew_for and
- * crew_reduce.  A timeout stops a task neither early nor late, the memory
- * limit applies to what one task adds, and a stack overflow is a crash.
+ * crew_reduce, and not once stop_on_error has stopped the run.  After a
+ * range fails, crew_for starts no more ranges and returns the first
+ * failure.  A timeout stops a task neither early nor late, the memory
+ * limit applies to what one task adds and is enforced also without a
+ * timeout, and a stack overflow is a crash.
  */
 #include "proc_util.h"
 
@@ -464,6 +467,138 @@ static void test_range_retries(void)
     }
 }
 
+/*
+ * After a range fails, crew_for starts no more ranges.  One worker, so
+ * range 0, which crashes, runs before any other; and the loop has far
+ * more ranges than the ring of work in flight holds, so that most of them
+ * could only be handed out after the crash has been settled: they must
+ * never start, however fast the replacement worker runs the ones already
+ * handed out.
+ */
+typedef struct stop_ctx {
+    _Atomic uint32_t started;
+} stop_ctx;
+
+static void fail_first_body(void *ctx, size_t lo, size_t hi)
+{
+    stop_ctx *c = ctx;
+    (void)hi;
+    if (lo == 0)
+        test_die_segv();
+    atomic_fetch_add(&c->started, 1);
+}
+
+/*
+ * The first failure is the one crew_for returns.  Two ranges, one per
+ * worker: range 0 crashes once range 1 has started; range 1 exits only
+ * after range 0's worker is gone (reaped by the supervisor, which settles
+ * its range in the same step), so its failure comes strictly later.
+ */
+typedef struct order_ctx {
+    _Atomic uint32_t second_started;
+    _Atomic int32_t first_pid;
+} order_ctx;
+
+static void ordered_failures_body(void *ctx, size_t lo, size_t hi)
+{
+    order_ctx *c = ctx;
+    (void)hi;
+    double until = test_now_s() + 10.0;
+    if (lo == 0) {
+        atomic_store(&c->first_pid, (int32_t)getpid());
+        while (!atomic_load(&c->second_started) && test_now_s() < until)
+            ;
+        test_die_segv();
+    }
+    atomic_store(&c->second_started, 1);
+    pid_t first;
+    while (((first = atomic_load(&c->first_pid)) == 0 || kill(first, 0) == 0) &&
+           test_now_s() < until)
+        usleep(100);
+    _exit(3);
+}
+
+static void test_range_failure_stops(void)
+{
+    const size_t n = 200000;
+    crew *pool = test_proc_pool(1, 0, 0, 0);
+    crew_arena *a;
+    ASSERT_OK(crew_arena_create(&a, 1 << 20));
+    stop_ctx *c = CREW_ARENA_PTR(a, stop_ctx, CREW_ARENA_NEW(a, stop_ctx));
+    ASSERT_NOT_NULL(c);
+    test_watchdog_step(&wd, "crew_for stops after a failure");
+    ASSERT_EQ(crew_for(pool, 0, n, 1, fail_first_body, c), CREW_ECRASHED);
+    if (atomic_load(&c->started) >= n / 2)
+        TEST_FAIL_("crew_for went on after a range crashed: %u of %zu ranges started",
+                   atomic_load(&c->started), n);
+    crew_close(pool);
+
+    /* a fresh pool: its first call hands range 0 out first */
+    pool = test_proc_pool(WORKERS, 0, 0, 0);
+    order_ctx *o = CREW_ARENA_PTR(a, order_ctx, CREW_ARENA_NEW(a, order_ctx));
+    ASSERT_NOT_NULL(o);
+    test_watchdog_step(&wd, "crew_for returns the first failure");
+    ASSERT_EQ(crew_for(pool, 0, 2, 1, ordered_failures_body, o), CREW_ECRASHED);
+    ASSERT_EQ(atomic_load(&o->second_started), 1);
+    crew_close(pool);
+    crew_arena_close(a);
+}
+
+/*
+ * Once stop_on_error has stopped a run, a task that crashes is not run
+ * again, retries or not: its crash is its final status.  Task 0 fails
+ * while task 1 runs; task 1 crashes only after on_done(0), which comes
+ * when the run has stopped.
+ */
+typedef struct late_crash {
+    _Atomic uint32_t second_started, first_done;
+} late_crash;
+
+static int late_crash_task(const void *shared, const void *arg, void *result)
+{
+    late_crash *l = (late_crash *)(uintptr_t)shared;
+    (void)result;
+    double until = test_now_s() + 10.0;
+    if (*(const int *)arg == 0) {
+        while (!atomic_load(&l->second_started) && test_now_s() < until)
+            ;
+        return 5;
+    }
+    atomic_fetch_add(&l->second_started, 1);
+    while (!atomic_load(&l->first_done) && test_now_s() < until)
+        ;
+    abort();
+}
+
+static void late_crash_done(void *ctx, size_t i)
+{
+    if (i == 0)
+        atomic_store(&((late_crash *)ctx)->first_done, 1);
+}
+
+static void test_no_retry_after_stop(void)
+{
+    crew *pool = test_proc_pool(WORKERS, 0, 0, 1);
+    crew_arena *a;
+    ASSERT_OK(crew_arena_create(&a, 1 << 20));
+    late_crash *l = CREW_ARENA_PTR(a, late_crash, CREW_ARENA_NEW(a, late_crash));
+    ASSERT_NOT_NULL(l);
+    static const int which[2] = {0, 1};
+    crew_task t[2];
+    for (int i = 0; i < 2; i++)
+        t[i] = (crew_task){.fn = late_crash_task, .arg = &which[i], .arg_size = sizeof which[i]};
+    crew_run_opts opts = {.stop_on_error = 1, .on_done = late_crash_done, .ctx = l};
+    test_watchdog_step(&wd, "no retry after a stop");
+    ASSERT_EQ(crew_run(pool, l, t, 2, &opts), CREW_EFAILED);
+    ASSERT_EQ(t[0].status, 5);
+    ASSERT_EQ(t[1].status, CREW_ECRASHED);
+    ASSERT_EQ(t[1].detail, SIGABRT);
+    ASSERT_EQ(t[1].runs, 1);
+    ASSERT_EQ(atomic_load(&l->second_started), 1);
+    crew_arena_close(a);
+    crew_close(pool);
+}
+
 /* ---- the limits: not early, not late, per task ----------------------------------- */
 
 typedef struct limit_arg {
@@ -507,6 +642,14 @@ static int limit_task(const void *shared, const void *arg, void *result)
     return 0;
 }
 
+static int hog_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    (void)result;
+    test_hog_forever();
+}
+
 static void test_limits(void)
 {
     /* ThreadSanitizer adds shadow pages for the pages a task writes, about
@@ -531,6 +674,11 @@ static void test_limits(void)
     ASSERT_EQ(crew_stats(pool, &st, 1), 1);
     ASSERT_UEQ(st.restarts, 0);
     ASSERT_GE(st.uss, 4 * (uint64_t)leak);
+    /* and a memory limit without a timeout is enforced all the same */
+    crew_task hog = {.fn = hog_task};
+    test_watchdog_step(&wd, "limits: memory limit alone");
+    ASSERT_EQ(crew_run(pool, NULL, &hog, 1, NULL), CREW_EFAILED);
+    ASSERT_EQ(hog.status, CREW_ENOMEM);
     crew_close(pool);
 
     pool = test_proc_pool(1, 0.3, 0, 0);
@@ -568,6 +716,8 @@ int main(void)
     retry_round(2);
     retry_round(0);
     test_range_retries();
+    test_range_failure_stops();
+    test_no_retry_after_stop();
     test_limits();
     test_watchdog_stop(&wd);
     printf("test_proc_chaos: ok\n");
