@@ -236,15 +236,18 @@ static void check_limits(sup *s, uint64_t now)
         uint64_t start = atomic_load_explicit(&slot->start_ns, memory_order_acquire);
         if (!running || !start)
             continue;
+        /* Memory first: a task found past both limits (a late tick on a
+         * loaded machine) overran its memory while it ran, the more
+         * telling of the two. */
         uint32_t reason = KILL_NONE;
-        if (h->timeout_ns && now > start && now - start > h->timeout_ns)
-            reason = KILL_TIMEOUT;
-        else if (h->mem_limit_pages && w->statm_fd >= 0) {
+        if (h->mem_limit_pages && w->statm_fd >= 0) {
             int64_t pages = crew__proc_private_pages(w->statm_fd);
             int64_t base = atomic_load_explicit(&slot->mem_base, memory_order_relaxed);
             if (pages >= 0 && pages - base > h->mem_limit_pages)
                 reason = KILL_MEMORY;
         }
+        if (reason == KILL_NONE && h->timeout_ns && now > start && now - start > h->timeout_ns)
+            reason = KILL_TIMEOUT;
         if (reason == KILL_NONE)
             continue;
         /* Condemn the task only if the worker still runs it.  The worker
