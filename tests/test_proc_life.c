@@ -451,6 +451,20 @@ typedef struct kill_report {
     pid_t holder;
 } kill_report;
 
+/* The doomed caller's report from the pipe: its pool opened with two
+ * workers and a supervisor. */
+static kill_report read_report(int fd, const char *step)
+{
+    kill_report rep;
+    test_watchdog_step(&wd, step);
+    ASSERT_EQ(read(fd, &rep, sizeof rep), sizeof rep);
+    close(fd);
+    ASSERT_OK(rep.rc);
+    ASSERT_EQ(rep.n, 2);
+    ASSERT_GT(rep.sup, 0);
+    return rep;
+}
+
 /* In a child of the test: open a pool, say who its processes are, run
  * tasks that would last half a minute.  Single-threaded on purpose: a
  * fork of a threaded process may not start threads under ThreadSanitizer.
@@ -505,13 +519,7 @@ static void test_caller_killed(void)
         doomed_caller(pipefd[1], started);
     }
     close(pipefd[1]);
-    kill_report rep;
-    test_watchdog_step(&wd, "caller killed: report");
-    ASSERT_EQ(read(pipefd[0], &rep, sizeof rep), sizeof rep);
-    close(pipefd[0]);
-    ASSERT_OK(rep.rc);
-    ASSERT_EQ(rep.n, 2);
-    ASSERT_GT(rep.sup, 0);
+    kill_report rep = read_report(pipefd[0], "caller killed: report");
     pid_t parent = 0;
     ASSERT_NE(proc_state(rep.sup, &parent), 0);
     ASSERT_EQ(parent, child);
@@ -775,13 +783,7 @@ static void test_caller_execs(void)
         _exit(3);
     }
     close(pipefd[1]);
-    kill_report rep;
-    test_watchdog_step(&wd, "caller execs: report");
-    ASSERT_EQ(read(pipefd[0], &rep, sizeof rep), sizeof rep);
-    close(pipefd[0]);
-    ASSERT_OK(rep.rc);
-    ASSERT_EQ(rep.n, 2);
-    ASSERT_GT(rep.sup, 0);
+    kill_report rep = read_report(pipefd[0], "caller execs: report");
     test_watchdog_step(&wd, "caller execs: processes gone");
     pid_t all[3] = {rep.sup, rep.pids[0], rep.pids[1]};
     /* promptly, in fact; the limit only keeps a failing test from hanging */
