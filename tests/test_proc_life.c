@@ -502,7 +502,10 @@ static _Noreturn void doomed_caller(int fd, _Atomic uint32_t *started)
     _exit(3); /* the test kills us long before */
 }
 
-static void test_caller_killed(void)
+/* The caller's process ends by `sig` (SIGKILL, or SIGTERM / SIGINT left at
+ * their default action) while both workers run a task: within a second
+ * neither they nor the supervisor are left. */
+static void test_caller_killed(int sig)
 {
     crew_arena *a;
     ASSERT_OK(crew_arena_create(&a, 1 << 20)); /* the child and its workers share it */
@@ -529,10 +532,10 @@ static void test_caller_killed(void)
         usleep(1000);
     ASSERT_EQ(atomic_load(started), 2);
     test_watchdog_step(&wd, "caller killed: processes gone");
-    ASSERT_EQ(kill(child, SIGKILL), 0);
+    ASSERT_EQ(kill(child, sig), 0);
     int status;
     ASSERT_EQ(waitpid(child, &status, 0), child);
-    ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == sig);
     double t0 = test_now_s();
     pid_t all[5] = {rep.sup, rep.pids[0], rep.pids[1]};
     for (;;) {
@@ -547,11 +550,12 @@ static void test_caller_killed(void)
                     fprintf(stderr, "pid %d (%s) state %c\n", (int)all[i],
                             i ? "worker" : "supervisor", proc_state(all[i], NULL));
             kill(rep.holder, SIGKILL);
-            TEST_FAIL_("%d processes of a SIGKILLed caller's pool still run after 1 s", left);
+            TEST_FAIL_("%d processes of a pool whose caller died of signal %d still run after 1 s",
+                       left, sig);
         }
         usleep(1000);
     }
-    printf("caller killed: its pool's processes were gone after %.0f ms\n",
+    printf("caller killed by signal %d: its pool's processes were gone after %.0f ms\n", sig,
            (test_now_s() - t0) * 1000);
     ASSERT_NE(proc_state(rep.holder, NULL), 0); /* it outlived the caller, as meant */
     kill(rep.holder, SIGKILL);
@@ -853,7 +857,9 @@ int main(void)
     test_watchdog_step(&wd, "no leftovers");
     test_no_leftovers();
     test_watchdog_step(&wd, "caller killed");
-    test_caller_killed();
+    test_caller_killed(SIGKILL);
+    test_caller_killed(SIGTERM);
+    test_caller_killed(SIGINT);
     test_watchdog_step(&wd, "supervisor killed");
     test_supervisor_killed();
     test_resize_from_task();
