@@ -4,8 +4,8 @@
  * shows the live pids); crew_close leaves no child, zombie, fd, thread or
  * /dev/shm entry behind, also after crashes, timeouts and resizes; when
  * the caller's process is killed (SIGKILL, or SIGTERM and SIGINT at their
- * default action; while a child of its own
- * lives on) its supervisor and workers are gone within a second, and when
+ * default action; also while a child of its own lives on) its supervisor
+ * and workers are gone within a second, and when
  * it calls exec, too; when the supervisor is killed, calls return
  * CREW_ELOST at once instead of hanging, and crew_close still cleans up;
  * a slot whose workers keep dying before taking work makes the pool
