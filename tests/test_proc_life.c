@@ -472,15 +472,24 @@ static kill_report read_report(int fd, const char *step)
  * It also forks a child of its own that outlives it (the test ends it),
  * holding a copy of each of its fds: that the caller is gone must then be
  * seen from the caller itself, not from a descriptor only it held. */
+/* In a doomed caller: open a pool of two workers and note its processes. */
+static crew *open_reported(kill_report *rep)
+{
+    crew *pool = NULL;
+    rep->rc = crew_open(&pool, &(crew_config){.workers = 2, .isolation = CREW_PROCESSES});
+    if (rep->rc == 0) {
+        rep->n = (int)pool_pids(pool, rep->pids, 4);
+        pid_t parent = 0;
+        rep->sup = rep->n > 0 && proc_state(rep->pids[0], &parent) ? parent : 0;
+    }
+    return pool;
+}
+
 static _Noreturn void doomed_caller(int fd, _Atomic uint32_t *started)
 {
     kill_report rep = {0};
-    crew *pool = NULL;
-    rep.rc = crew_open(&pool, &(crew_config){.workers = 2, .isolation = CREW_PROCESSES});
+    crew *pool = open_reported(&rep);
     if (rep.rc == 0) {
-        rep.n = (int)pool_pids(pool, rep.pids, 4);
-        pid_t parent = 0;
-        rep.sup = rep.n > 0 && proc_state(rep.pids[0], &parent) ? parent : 0;
         rep.holder = fork();
         if (rep.holder == 0) {
             close(fd);
@@ -774,13 +783,7 @@ static void test_caller_execs(void)
     if (child == 0) {
         close(pipefd[0]);
         kill_report rep = {0};
-        crew *pool = NULL;
-        rep.rc = crew_open(&pool, &(crew_config){.workers = 2, .isolation = CREW_PROCESSES});
-        if (rep.rc == 0) {
-            rep.n = (int)pool_pids(pool, rep.pids, 4);
-            pid_t parent = 0;
-            rep.sup = rep.n > 0 && proc_state(rep.pids[0], &parent) ? parent : 0;
-        }
+        (void)open_reported(&rep); /* left open: exec must end it */
         if (write(pipefd[1], &rep, sizeof rep) != sizeof rep || rep.rc != 0)
             _exit(2);
         close(pipefd[1]);
