@@ -279,15 +279,12 @@ void crew__space_worker(void);
  * open).  MAP_FAILED with errno on failure. */
 void *crew__space_reserve(size_t len, int *in_space);
 void crew__space_release(void *addr, size_t len, int in_space);
-int crew__space_contains(uintptr_t addr);
 /* The registry (arena.c and snapshot.c keep it current). */
 void crew__space_add(crew_arena *a);
 void crew__space_remove(crew_arena *a);
-void crew__space_changed(void);
-uint64_t crew__space_generation(void);
-/* Copy up to cap live arenas into out and their generation into *gen;
- * returns how many are live (which may exceed cap). */
-size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen);
+/* Copy up to cap live arenas into out; returns how many are live (which
+ * may exceed cap). */
+size_t crew__space_list(crew__arena_view *out, size_t cap);
 /* In a worker: bring its private copy of an arena object (one from before
  * the space existed) up to the caller's state in v. */
 void crew__space_refresh(const crew__arena_view *v);

@@ -401,7 +401,6 @@ static int freeze_seal_write(crew_arena *a, size_t have)
     /* release: everything written before the freeze is visible to whoever
      * sees the arena frozen */
     atomic_store_explicit(&a->frozen, 1, memory_order_release);
-    crew__space_changed();
     return 0;
 }
 

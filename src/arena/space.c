@@ -12,9 +12,9 @@
  * anything.  Arenas from before the first process pool keep their own
  * reservations, which the workers inherit.
  *
- * The registry lists the live arenas.  Its generation number changes when
- * one is added, frozen or removed; a process pool copies the list into
- * shared memory for its workers when the number has moved.
+ * The registry lists the live arenas; at the start of each call a process
+ * pool copies the list into shared memory for its workers when anything
+ * in it differs from the last copy.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,11 +36,10 @@ typedef struct range {
 #define SPACE_MIN ((size_t)1 << 30)
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static uintptr_t space_lo, space_hi; /* the reserved range; 0, 0 before init */
+static uintptr_t space_lo;           /* start of the reserved range; 0 before init */
 static range *free_ranges;
 static size_t n_free, cap_free;
 static crew_arena *live;             /* registry: doubly linked through arena->reg_* */
-static _Atomic uint64_t generation = 1;
 static _Atomic int pools;            /* open process pools */
 static int in_worker;                /* this process is a pool's worker: the space is the caller's */
 /* Arena objects made while the space exists: one shared mapping made with
@@ -230,7 +229,6 @@ int crew__space_init(void)
             free_ranges[0] = (range){lo, len};
             n_free = 1;
             space_lo = lo;
-            space_hi = lo + len;
         }
     }
     pthread_mutex_unlock(&lock);
@@ -371,7 +369,6 @@ void crew__space_add(crew_arena *a)
     if (live)
         live->reg_prev = a;
     live = a;
-    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     pthread_mutex_unlock(&lock);
 }
 
@@ -384,25 +381,13 @@ void crew__space_remove(crew_arena *a)
         live = a->reg_next;
     if (a->reg_next)
         a->reg_next->reg_prev = a->reg_prev;
-    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     pthread_mutex_unlock(&lock);
 }
 
-void crew__space_changed(void)
-{
-    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
-}
-
-uint64_t crew__space_generation(void)
-{
-    return atomic_load_explicit(&generation, memory_order_acquire);
-}
-
-size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen)
+size_t crew__space_list(crew__arena_view *out, size_t cap)
 {
     size_t n = 0;
     pthread_mutex_lock(&lock);
-    *gen = atomic_load_explicit(&generation, memory_order_relaxed);
     for (crew_arena *a = live; a; a = a->reg_next, n++) {
         if (n >= cap)
             continue;
@@ -428,11 +413,6 @@ size_t crew__space_list(crew__arena_view *out, size_t cap, uint64_t *gen)
     }
     pthread_mutex_unlock(&lock);
     return n;
-}
-
-int crew__space_contains(uintptr_t addr)
-{
-    return addr >= space_lo && addr < space_hi;
 }
 
 void crew__space_refresh(const crew__arena_view *v)

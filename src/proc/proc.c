@@ -63,8 +63,7 @@ int crew__proc_publish_arenas(crew__proc *p)
     /* Listed at every call, not only when arenas come and go: the size and
      * root of an arena still being built change without that, and workers
      * keep copies of the objects of arenas from before crew_open. */
-    uint64_t gen;
-    size_t n = crew__space_list(p->scratch, PROC_MAX_ARENAS, &gen);
+    size_t n = crew__space_list(p->scratch, PROC_MAX_ARENAS);
     if (n > PROC_MAX_ARENAS)
         return -EMFILE;
     if (n == h->n_arenas && memcmp(p->scratch, h->arenas, n * sizeof *p->scratch) == 0)
