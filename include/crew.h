@@ -83,6 +83,7 @@ enum {
     CREW_EEXITED   = -10016,     /* process pool: the task called exit (code in task->detail) */
     CREW_EREADONLY = -10017,     /* process pool: the task wrote to read-only shared data */
     CREW_ELOST     = -10018,     /* process pool: its worker processes are gone for good */
+    CREW_EFORMAT   = -10019,     /* data sets: the arena holds no catalog, or a bad entry */
 };
 
 /*
@@ -846,6 +847,72 @@ CREW_API crew_ref crew_strtab_find(const crew_arena *a, crew_ref index, const ch
 
 /* crew_strtab_close -- free the table (the strings stay in the arena). NULL: no-op. */
 CREW_API void crew_strtab_close(crew_strtab *t);
+
+/* ------------------------------------------------------------------------ */
+/* 7. Data sets: named columns in an arena                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A catalog is an arena's root when the arena holds named data sets: typed
+ * arrays (a column of numbers) and string columns (one string per row).
+ * `crew pack` writes one from ordinary files, `crew inspect` lists it, and
+ * plugins find their inputs in it by name.  Its layout is in
+ * docs/SNAPSHOT.md; every read is bounds-checked, so a corrupt snapshot
+ * gives CREW_EFORMAT, never a read outside the arena.
+ */
+enum crew_type {
+    CREW_T_U8 = 1, CREW_T_I32, CREW_T_U32, CREW_T_I64, CREW_T_U64, CREW_T_F32, CREW_T_F64,
+    CREW_T_STR    /* strings: data holds them NUL-terminated, back to back */
+};
+
+typedef struct crew_dataset {
+    const char *name;   /* in the arena (reading) or the caller's (writing) */
+    int type;           /* enum crew_type */
+    uint64_t count;     /* elements (rows) */
+    crew_ref data;      /* the elements; CREW_T_STR: the string bytes */
+    crew_ref offsets;   /* CREW_T_STR only: count + 1 uint64_t offsets into
+                           data; string i is data + offsets[i], NUL-terminated */
+} crew_dataset;
+
+/* crew_type_size -- bytes per element of a numeric type; 0 for CREW_T_STR
+ * and unknown types.  crew_type_name -- "u8", "i32", ..., "str", or NULL. */
+CREW_API size_t crew_type_size(int type);
+CREW_API const char *crew_type_name(int type);
+
+/*
+ * crew_catalog_write -- store a catalog of n data sets in arena `a` (names
+ * copied in) and make it the root.  The data each entry refers to must
+ * already be in the arena.  Names must be distinct, non-empty, at most 255
+ * bytes.  Returns 0, CREW_EINVAL (NULL, bad type, a ref outside the arena,
+ * a duplicate or bad name), CREW_EFULL, CREW_EFROZEN.  Only the creating
+ * process, before the freeze.
+ */
+CREW_API int crew_catalog_write(crew_arena *a, const crew_dataset *sets, size_t n);
+
+/*
+ * crew_catalog_count -- data sets in the arena's catalog, or CREW_EFORMAT
+ * (the root is not a catalog), CREW_EINVAL (NULL).
+ * crew_catalog_get -- entry i, checked: its data (and offsets) lie inside
+ * the arena.  0, CREW_EINVAL (NULL, i out of range), CREW_EFORMAT.
+ * crew_catalog_find -- the entry named `name`: 0, CREW_ENOENT, CREW_EFORMAT,
+ * CREW_EINVAL.  All three are read-only and thread-safe; *out's name
+ * points into the arena.
+ */
+CREW_API int crew_catalog_count(const crew_arena *a);
+CREW_API int crew_catalog_get(const crew_arena *a, size_t i, crew_dataset *out);
+CREW_API int crew_catalog_find(const crew_arena *a, const char *name, crew_dataset *out);
+
+/*
+ * crew_dataset_array -- the elements of a numeric data set, when its type
+ * is `type`; NULL otherwise (or NULL arguments).  Checked at
+ * crew_catalog_get: count elements lie inside the arena.
+ * crew_dataset_str -- row i of a CREW_T_STR data set and its length in
+ * *len (may be NULL); NULL when i >= count, the type differs, or the
+ * offsets are corrupt.
+ */
+CREW_API const void *crew_dataset_array(const crew_arena *a, const crew_dataset *d, int type);
+CREW_API const char *crew_dataset_str(const crew_arena *a, const crew_dataset *d, uint64_t i,
+                                      size_t *len);
 
 #ifdef __cplusplus
 }

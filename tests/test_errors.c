@@ -22,7 +22,7 @@ static const struct {
     CODE(CREW_ETRUNC),  CODE(CREW_EMAGIC),   CODE(CREW_EVERSION), CODE(CREW_EENDIAN),
     CODE(CREW_EBADSIZE), CODE(CREW_EBADROOT), CODE(CREW_ECHECKSUM), CODE(CREW_ENOTSUP),
     CODE(CREW_ENOTFROZEN), CODE(CREW_ENOTFILE), CODE(CREW_ECRASHED), CODE(CREW_EEXITED),
-    CODE(CREW_EREADONLY), CODE(CREW_ELOST),
+    CODE(CREW_EREADONLY), CODE(CREW_ELOST), CODE(CREW_EFORMAT),
 };
 
 /* errno-valued CREW_ codes: the name may be "CREW_EINVAL" or "EINVAL". */
@@ -116,7 +116,7 @@ static void test_system_errors(void)
 static void test_unknown(void)
 {
     static const int odd[] = {1, 7, 12345, INT_MAX, INT_MIN, -9999, CREW__EBASE,
-                              -10999, -20000, CREW_ELOST - 1};
+                              -10999, -20000, CREW_EFORMAT - 1};
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
         const char *s = crew_strerror(odd[i]);
         const char *name = crew_err_name(odd[i]);

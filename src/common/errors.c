@@ -34,6 +34,7 @@ static const struct {
     {CREW_EEXITED, "CREW_EEXITED", "the task called exit (the task's detail holds the exit code)"},
     {CREW_EREADONLY, "CREW_EREADONLY", "the task wrote to read-only shared data (a frozen or opened arena)"},
     {CREW_ELOST, "CREW_ELOST", "the pool's worker processes are gone: its supervisor died or workers could not be kept running"},
+    {CREW_EFORMAT, "CREW_EFORMAT", "the data is not in the expected format: the arena holds no catalog of data sets, or a corrupt one"},
     /* errno-valued codes whose meaning inside crew deserves a better text */
     {CREW_EINVAL, "CREW_EINVAL", "invalid argument"},
     {CREW_ENOMEM, "CREW_ENOMEM", "out of memory"},

@@ -1,0 +1,10 @@
+/* run.c -- crew run (not written yet). */
+#include "cli/cli.h"
+
+int cli_run(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    cli_error("not implemented yet");
+    return CLI_USAGE;
+}
