@@ -320,6 +320,51 @@ typedef struct crew_run_opts {
 CREW_API int crew_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
                       const crew_run_opts *opts);
 
+/*
+ * A feed hands crew_run_feed its tasks one at a time, while the run goes
+ * on: for a stream too long to hold (a file of millions of task lines), or
+ * tasks produced as results come back.  Memory stays bounded by what the
+ * feed keeps in flight.
+ */
+typedef struct crew_feed {
+    /*
+     * The next task: return 1 and set *task (crew uses it until it hands
+     * it back through done; its fn must be set); 0 when there are no more;
+     * CREW_EAGAIN when there is none until a task in flight finishes (for
+     * bounded windows: crew calls next again after the next done); any
+     * other negative value ends the run, which returns it once the tasks
+     * in flight are done.  Returning CREW_EAGAIN with no task in flight is
+     * a bug of the feed: the run ends with CREW_EINVAL.
+     */
+    int (*next)(void *ctx, crew_task **task);
+    /* The task's status (and process pools' detail, runs, ...) is final;
+     * crew no longer touches it.  Called for every task next gave, also
+     * ones that fail before running (CREW_EINVAL: fn NULL; CREW_E2BIG;
+     * CREW_ECANCELED after a stop; CREW_ELOST). */
+    void (*done)(void *ctx, crew_task *task);
+    void *ctx;
+    /* Nonzero: after a task fails, next is no longer called; tasks in
+     * flight finish, and process pools cancel those not started. */
+    int stop_on_error;
+} crew_feed;
+
+/*
+ * crew_run_feed -- run the tasks a feed gives, N at a time, until it has
+ * no more and every task is done.  Tasks start in the order next gives
+ * them; done reports them as they finish, in any order.  next and done
+ * are never called concurrently with each other or themselves: by the
+ * caller's thread on a process pool, by whichever thread of a thread pool
+ * needs a task or finished one (under a lock, so a next that blocks, say
+ * on a pipe, delays done calls meanwhile).  A thread pool also follows
+ * crew_resize while the run goes on (a process pool always does).
+ * Returns 0 when every task returned 0; CREW_EFAILED when some did not;
+ * CREW_EINVAL (NULL pool, feed, next or done; the EAGAIN misuse above);
+ * a negative value next returned; process pools: CREW_EBUSY, CREW_ELOST
+ * as crew_run.  Ownership: tasks stay the feed's.  Thread-safe: yes; may
+ * be nested in a task (it then runs inside that worker).
+ */
+CREW_API int crew_run_feed(crew *pool, const void *shared, const crew_feed *feed);
+
 typedef struct crew_future crew_future;
 
 /*

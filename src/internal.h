@@ -325,6 +325,7 @@ int crew__proc_resize(crew *pool, unsigned n);
  * inside a task, which changes only that worker's copy of the pool). */
 unsigned crew__proc_active(const crew *pool);
 size_t crew__proc_stats(const crew *pool, crew_worker_stats *out, size_t n);
+int crew__proc_run_feed(crew *pool, const void *shared, const crew_feed *feed);
 int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
                    const crew_run_opts *opts);
 int crew__proc_for(crew *pool, size_t begin, size_t end, size_t grain, crew_range_fn *body,

@@ -35,9 +35,17 @@ typedef struct call {
     proc_shared *h;
     int kind;
     size_t n;                     /* items */
-    /* CALL_RUN */
+    /* CALL_RUN: item k is tasks[k], or with a feed slots[k] */
     crew_task *tasks;
     const crew_run_opts *opts;
+    const crew_feed *feed;
+    crew_task **slots;            /* feed: PROC_RING + 1 of them (see pull) */
+    uint32_t *free_slots;
+    size_t n_free_slots;
+    size_t pending;               /* feed: a slot pulled and not yet queued */
+    bool feed_end;                /* feed: next said no more, or the run stops */
+    bool feed_wait;               /* feed: next said EAGAIN; wait for a done */
+    int feed_error;
     /* CALL_FOR and CALL_REDUCE */
     size_t begin, end, grain;
     size_t *bounds;               /* grain 0: item k is [bounds[k], bounds[k+1]) */
@@ -62,6 +70,13 @@ typedef struct call {
 static size_t round_up(size_t n, size_t to)
 {
     return (n + to - 1) & ~(to - 1);
+}
+
+#define NO_SLOT SIZE_MAX
+
+static crew_task *task_of(const call *c, size_t k)
+{
+    return c->feed ? c->slots[k] : &c->tasks[k];
 }
 
 static bool retryable(int status)
@@ -167,8 +182,8 @@ static bool produce(call *c, size_t k)
         return false;
     size_t arg_size = 0, res_size = 0;
     if (c->kind == CALL_RUN) {
-        arg_size = c->tasks[k].arg_size;
-        res_size = c->tasks[k].result_size;
+        arg_size = task_of(c, k)->arg_size;
+        res_size = task_of(c, k)->result_size;
     } else if (c->kind == CALL_REDUCE) {
         res_size = c->acc_size;
     }
@@ -196,7 +211,7 @@ static bool produce(call *c, size_t k)
     d->res = (uintptr_t)(bytes + off + arg_room);
     d->res_size = res_size;
     if (c->kind == CALL_RUN) {
-        const crew_task *t = &c->tasks[k];
+        const crew_task *t = task_of(c, k);
         d->fn = t->fn;
         if (arg_size) {
             memcpy(bytes + off, t->arg, arg_size);
@@ -241,6 +256,55 @@ static bool hand_again(call *c, size_t k)
     return true;
 }
 
+static void finish(call *c, size_t k, int status);
+
+/* A task from the feed into c->pending; false when there is none now.
+ * Slots suffice: a task is pulled only when a descriptor is free and no
+ * task waits to be handed out again, so tasks in descriptors, waiting
+ * again, and pending never number more than PROC_RING + 1. */
+static bool pull(call *c)
+{
+    while (!c->feed_end && !c->feed_wait) {
+        crew_task *t = NULL;
+        int rc = c->feed->next(c->feed->ctx, &t);
+        if (rc == CREW_EAGAIN) {
+            if (c->in_flight == 0 && c->n_again == 0) {
+                c->feed_error = CREW_EINVAL;
+                c->feed_end = true;
+            } else {
+                c->feed_wait = true;
+            }
+            return false;
+        }
+        if (rc != 1 || !t) {
+            if (rc != 0 && !c->feed_error)
+                c->feed_error = rc < 0 ? rc : CREW_EINVAL;
+            c->feed_end = true;
+            return false;
+        }
+        size_t k = c->free_slots[--c->n_free_slots];
+        c->slots[k] = t;
+        t->status = t->detail = 0;
+        t->runs = 0;
+        t->fault_addr = 0;
+        t->fault_offset = 0;
+        int bad = !t->fn ? CREW_EINVAL
+                  : t->arg_size > CREW_PROC_MAX_BYTES ||
+                          t->result_size > CREW_PROC_MAX_BYTES - t->arg_size
+                      ? CREW_E2BIG
+                  : (t->arg_size && !t->arg) || (t->result_size && !t->result) ? CREW_EINVAL
+                                                                              : 0;
+        if (bad) {
+            t->status = bad;
+            finish(c, k, bad);
+            continue;
+        }
+        c->pending = k;
+        return true;
+    }
+    return false;
+}
+
 /* Fill the ring with what is left to hand out.  Returns how many. */
 static size_t refill(call *c)
 {
@@ -250,6 +314,12 @@ static size_t refill(call *c)
             if (!produce(c, c->again[c->n_again - 1]))
                 break;
             c->n_again--;
+        } else if (c->feed) {
+            if (c->pending == NO_SLOT && !pull(c))
+                break;
+            if (!produce(c, c->pending))
+                break;
+            c->pending = NO_SLOT;
         } else if (c->next < c->n) {
             if (!produce(c, c->next))
                 break;
@@ -291,8 +361,16 @@ static void finish(call *c, size_t k, int status)
             stop(c);
         }
     }
-    if (c->kind == CALL_RUN && c->opts->on_done)
+    if (c->feed) {
+        c->feed->done(c->feed->ctx, c->slots[k]);
+        c->slots[k] = NULL;
+        c->free_slots[c->n_free_slots++] = (uint32_t)k;
+        c->feed_wait = false;
+        if (c->stopped)
+            c->feed_end = true;
+    } else if (c->kind == CALL_RUN && c->opts->on_done) {
         c->opts->on_done(c->opts->ctx, k);
+    }
 }
 
 /* Item k ends without a run that says so (no memory to hand it out again,
@@ -300,13 +378,13 @@ static void finish(call *c, size_t k, int status)
 static void fail(call *c, size_t k, int status)
 {
     if (c->kind == CALL_RUN)
-        c->tasks[k].status = status;
+        task_of(c, k)->status = status;
     finish(c, k, status);
 }
 
 static void settle_task(call *c, const proc_desc *d)
 {
-    crew_task *t = &c->tasks[d->item];
+    crew_task *t = task_of(c, d->item);
     if (d->started)
         t->runs++;
     int status = d->status;
@@ -369,7 +447,7 @@ static size_t collect(call *c)
 
 static void progress(call *c, bool final)
 {
-    if (c->kind != CALL_RUN || !c->opts->progress)
+    if (c->kind != CALL_RUN || c->feed || !c->opts->progress)
         return;
     uint64_t now = crew__now_ns();
     if (!final && now - c->last_progress < PROGRESS_NS)
@@ -392,6 +470,26 @@ static bool supervisor_alive(crew__proc *p)
     return true;
 }
 
+/* Every item not handed out ends with this status; a feed gives no more. */
+static void end_rest(call *c, int status)
+{
+    if (c->feed) {
+        c->feed_end = true;
+        if (c->pending != NO_SLOT) {
+            size_t k = c->pending;
+            c->pending = NO_SLOT;
+            c->slots[k]->status = status;
+            finish(c, k, status);
+        }
+    }
+    while (c->n_again || (!c->feed && c->next < c->n)) {
+        size_t k = c->n_again ? c->again[--c->n_again] : c->next++;
+        if (c->kind == CALL_RUN)
+            task_of(c, k)->status = status;
+        finish(c, k, status);
+    }
+}
+
 /* The pool is lost: every item not final gets CREW_ELOST. */
 static void give_up(call *c)
 {
@@ -407,23 +505,13 @@ static void give_up(call *c)
             fail(c, item, CREW_ELOST);
     }
     atomic_store(&h->claim, c->head);
-    while (c->n_again || c->next < c->n) {
-        size_t k = c->n_again ? c->again[--c->n_again] : c->next++;
-        if (c->kind == CALL_RUN)
-            c->tasks[k].status = CREW_ELOST;
-        finish(c, k, CREW_ELOST);
-    }
+    end_rest(c, CREW_ELOST);
 }
 
 /* After a stop: whatever was never handed out is cancelled. */
 static void cancel_rest(call *c)
 {
-    while (c->n_again || c->next < c->n) {
-        size_t k = c->n_again ? c->again[--c->n_again] : c->next++;
-        if (c->kind == CALL_RUN)
-            c->tasks[k].status = CREW_ECANCELED;
-        finish(c, k, CREW_ECANCELED);
-    }
+    end_rest(c, CREW_ECANCELED);
 }
 
 static _Thread_local char caller_token;
@@ -455,7 +543,9 @@ static int drive(crew *pool, call *c)
         if (c->stopped)
             cancel_rest(c);
         refill(c);
-        if (c->finished == c->n && c->in_flight == 0)
+        if (c->feed ? c->feed_end && c->pending == NO_SLOT && c->n_again == 0 &&
+                          c->in_flight == 0
+                    : c->finished == c->n && c->in_flight == 0)
             break;
         progress(c, false);
         atomic_store_explicit(&h->caller_waiting, 1, memory_order_seq_cst);
@@ -554,6 +644,55 @@ int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
     free(c.again);
     if (rc < 0)
         return rc;
+    return c.failed ? CREW_EFAILED : 0;
+}
+
+int crew__proc_run_feed(crew *pool, const void *shared, const crew_feed *feed)
+{
+    crew_run_opts opts = {.stop_on_error = feed->stop_on_error};
+    call c = {.kind = CALL_RUN, .n = SIZE_MAX, .opts = &opts, .feed = feed,
+              .pending = NO_SLOT};
+    if (inside_worker(pool)) {
+        /* Serially, in this worker, as a nested crew_run. */
+        bool failed = false;
+        for (;;) {
+            crew_task *t = NULL;
+            int rc = feed->next(feed->ctx, &t);
+            if (rc == CREW_EAGAIN || (rc == 1 && !t))
+                return CREW_EINVAL; /* nothing is in flight here */
+            if (rc <= 0)
+                return rc < 0 ? rc : failed ? CREW_EFAILED : 0;
+            t->detail = 0;
+            t->fault_addr = 0;
+            t->fault_offset = 0;
+            t->runs = t->fn ? 1 : 0;
+            int st = t->fn ? t->fn(shared, t->arg, t->result) : CREW_EINVAL;
+            t->status = st < 0 ? CREW_EINVAL : st;
+            failed |= t->status != 0;
+            feed->done(feed->ctx, t);
+            if (failed && feed->stop_on_error)
+                return CREW_EFAILED;
+        }
+    }
+    c.slots = calloc(PROC_RING + 1, sizeof *c.slots);
+    c.free_slots = malloc((PROC_RING + 1) * sizeof *c.free_slots);
+    int rc = c.slots && c.free_slots ? enter(pool->proc) : CREW_ENOMEM;
+    if (rc == 0) {
+        for (uint32_t k = 0; k <= PROC_RING; k++)
+            c.free_slots[c.n_free_slots++] = PROC_RING - k;
+        proc_shared *h = pool->proc->m.hdr;
+        h->kind = CALL_RUN;
+        h->shared = shared;
+        rc = drive(pool, &c);
+        leave(pool->proc);
+    }
+    free(c.slots);
+    free(c.free_slots);
+    free(c.again);
+    if (rc < 0)
+        return rc;
+    if (c.feed_error)
+        return c.feed_error;
     return c.failed ? CREW_EFAILED : 0;
 }
 
