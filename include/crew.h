@@ -152,6 +152,12 @@ typedef struct crew_config {
                                   its worker (CREW_ENOMEM); 0: no limit */
     unsigned retries;          /* re-runs of a task that crashed (CREW_ECRASHED)
                                   or timed out (CREW_ETIMEDOUT); 0: none */
+    /* Called in each worker process as it ends normally (retired by
+     * crew_resize, or at crew_close), with worker_ctx: per-process state
+     * set up by tasks can be flushed or released there.  Not called for a
+     * worker that crashed or was killed. */
+    void (*worker_exit)(void *worker_ctx);
+    void *worker_ctx;
 } crew_config;
 
 enum { CREW_THREADS = 0, CREW_PROCESSES = 1 };

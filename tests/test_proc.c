@@ -1314,6 +1314,51 @@ static void test_trace(const char *dir)
     ASSERT_GE(count_in_file(path, "\"args\":{\"name\":\"process "), 1);
 }
 
+/* worker_exit runs in every worker that ends normally (retired or closed),
+ * in that worker's process, before crew_resize / crew_close return...
+ * or at least before crew_close returns; a thread pool refuses it. */
+static const char *exit_dir;
+static int task_touch(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    (void)result;
+    usleep(2000);
+    return 0;
+}
+static void on_exit_worker(void *ctx)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/exit.%d.%s", exit_dir, (int)getpid(), (const char *)ctx);
+    FILE *f = fopen(path, "w");
+    if (f)
+        fclose(f);
+}
+
+static void test_worker_exit(const char *dir)
+{
+    exit_dir = dir;
+    crew *p;
+    crew_config bad = {.workers = 2, .worker_exit = on_exit_worker};
+    ASSERT_EQ(crew_open(&p, &bad), CREW_EINVAL);
+    crew_config cfg = {.workers = 3, .isolation = CREW_PROCESSES, .worker_exit = on_exit_worker,
+                       .worker_ctx = "tag"};
+    ASSERT_OK(crew_open(&p, &cfg));
+    crew_task t[30];
+    for (int i = 0; i < 30; i++)
+        t[i] = (crew_task){.fn = task_touch};
+    ASSERT_OK(crew_run(p, NULL, t, 30, NULL));
+    crew_worker_stats st[3];
+    ASSERT_EQ(crew_stats(p, st, 3), 3);
+    crew_close(p);
+    for (int i = 0; i < 3; i++) {
+        char path[700];
+        snprintf(path, sizeof path, "%s/exit.%d.tag", dir, (int)st[i].pid);
+        ASSERT_EQ(access(path, F_OK), 0);
+        unlink(path);
+    }
+}
+
 int main(void)
 {
     for (size_t i = 0; i < 1024; i++)
@@ -1344,6 +1389,7 @@ int main(void)
     test_stats();
     test_task_output(log_path);
     test_trace(dir);
+    test_worker_exit(dir);
     crew_close(pool);
     crew_arena_close(counters_arena);
     fclose(task_log);

@@ -285,6 +285,8 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
     p->life_wr = h->life_fd[1];
     h->caller_pid = getpid();
     h->max_workers = CREW_MAX_WORKERS;
+    h->worker_exit = cfg->worker_exit;
+    h->worker_ctx = cfg->worker_ctx;
     h->timeout_ns = (uint64_t)(cfg->task_timeout * 1e9);
     if (cfg->task_timeout > 0 && h->timeout_ns == 0)
         h->timeout_ns = 1;

@@ -93,6 +93,8 @@ typedef struct proc_shared {
     pid_t caller_pid;
     uint32_t max_workers;
     uint64_t timeout_ns;
+    void (*worker_exit)(void *ctx);  /* crew_config's, valid in workers (forked) */
+    void *worker_ctx;
     int64_t mem_limit_pages;
     int event_fd;                  /* caller -> supervisor: look at the header */
     int life_fd[2];                /* a pipe: only the caller holds [1] (close-on-exec),

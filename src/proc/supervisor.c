@@ -35,6 +35,7 @@
 #define MAX_IDLE_DEATHS 64          /* workers dying before any task: give up */
 #define RESPAWN_RETRY_NS 10000000u  /* retry a failed fork after 10 ms */
 #define RESPAWN_GIVE_UP_NS (10ull * 1000000000u)
+#define LEAVE_NS 2000000000u         /* crew_close: time for worker_exit to run */
 
 typedef struct sup_worker {
     pid_t pid;
@@ -206,6 +207,27 @@ static void kill_all(sup *s)
         if (s->w[i].pid <= 0)
             continue;
         kill(s->w[i].pid, SIGKILL);
+        while (waitpid(s->w[i].pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        s->w[i].pid = 0;
+    }
+}
+
+/* crew_close: idle workers see `stopping` and leave by themselves, running
+ * worker_exit on the way; give them a bounded time to, then kill_all. */
+static void let_workers_leave(sup *s)
+{
+    proc_shared *h = s->h;
+    atomic_fetch_add_explicit(&h->work_word, 1, memory_order_seq_cst);
+    crew__futex_wake_shared(&h->work_word, INT32_MAX);
+    uint64_t deadline = crew__now_ns() + LEAVE_NS;
+    for (unsigned i = 0; i < h->max_workers; i++) {
+        if (s->w[i].pid <= 0 || s->w[i].pidfd < 0)
+            continue;
+        uint64_t now = crew__now_ns();
+        struct pollfd pf = {.fd = s->w[i].pidfd, .events = POLLIN};
+        if (now >= deadline || poll(&pf, 1, (int)((deadline - now) / 1000000u) + 1) != 1)
+            break;
         while (waitpid(s->w[i].pid, NULL, 0) < 0 && errno == EINTR)
             ;
         s->w[i].pid = 0;
@@ -403,6 +425,8 @@ _Noreturn void crew__supervisor_main(proc_map *m)
         if (tick_ms(h) > 0)
             check_limits(&s, now);
     }
+    if (h->worker_exit && atomic_load(&h->stopping) && !atomic_load(&h->lost))
+        let_workers_leave(&s);
     kill_all(&s);
     _exit(0);
 }

@@ -372,8 +372,13 @@ _Noreturn void crew__worker_main(proc_map *m, unsigned w)
     atomic_store_explicit(&my_slot->revoke_ack, revoked, memory_order_release);
     for (;;) {
         if (atomic_load_explicit(&h->stopping, memory_order_acquire) ||
-            w >= atomic_load_explicit(&h->active, memory_order_acquire))
+            w >= atomic_load_explicit(&h->active, memory_order_acquire)) {
+            if (h->worker_exit) {
+                h->worker_exit(h->worker_ctx);
+                fflush(NULL);
+            }
             _exit(0);
+        }
         drop_writable(h, &revoked);
         uint64_t c = atomic_load_explicit(&h->claim, memory_order_seq_cst);
         if (c < atomic_load_explicit(&h->head, memory_order_seq_cst)) {

@@ -125,7 +125,8 @@ int crew_open(crew **out, const crew_config *cfg)
     bool procs = cfg->isolation == CREW_PROCESSES;
     if ((cfg->isolation != CREW_THREADS && !procs) || !(cfg->task_timeout >= 0) ||
         isinf(cfg->task_timeout) || cfg->task_timeout > 1e9 ||
-        (!procs && (cfg->task_timeout != 0 || cfg->task_memory_limit || cfg->retries)))
+        (!procs && (cfg->task_timeout != 0 || cfg->task_memory_limit || cfg->retries ||
+                    cfg->worker_exit)))
         return CREW_EINVAL;
     unsigned n = cfg->workers ? cfg->workers : crew__cpus_usable();
 
