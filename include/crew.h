@@ -338,8 +338,9 @@ typedef struct crew_feed {
      * it back through done; its fn must be set); 0 when there are no more;
      * CREW_EAGAIN when there is none until a task in flight finishes (for
      * bounded windows: crew calls next again after the next done); any
-     * other negative value ends the run, which returns it once the tasks
-     * in flight are done.  Returning CREW_EAGAIN with no task in flight is
+     * other negative value stops the run, which returns it: running
+     * tasks finish, and tasks given but not started yet (a process pool
+     * queues some ahead) come back through done with CREW_ECANCELED.  Returning CREW_EAGAIN with no task in flight is
      * a bug of the feed: the run ends with CREW_EINVAL.
      */
     int (*next)(void *ctx, crew_task **task);

@@ -257,6 +257,7 @@ static bool hand_again(call *c, size_t k)
 }
 
 static void finish(call *c, size_t k, int status);
+static void stop(call *c);
 
 /* A task from the feed into c->pending; false when there is none now.
  * Slots suffice: a task is pulled only when a descriptor is free and no
@@ -277,8 +278,12 @@ static bool pull(call *c)
             return false;
         }
         if (rc != 1 || !t) {
-            if (rc != 0 && !c->feed_error)
-                c->feed_error = rc < 0 ? rc : CREW_EINVAL;
+            if (rc != 0) {
+                /* an error stops the run: what is queued is cancelled */
+                if (!c->feed_error)
+                    c->feed_error = rc < 0 ? rc : CREW_EINVAL;
+                stop(c);
+            }
             c->feed_end = true;
             return false;
         }

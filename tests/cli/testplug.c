@@ -1,0 +1,148 @@
+/*
+ * testplug.c -- a plugin for the crew run tests: functions that succeed,
+ * fail, crash, hang, write a lot, or count their workers.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crew_plugin.h"
+
+/* The argument back, with a prefix: shows exactly what the task got. */
+static int echo(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    return crew_out_printf(out, "[%s]\n", arg);
+}
+
+/* The square of a number, after sleeping as many microseconds as the
+ * second number (0 when missing). */
+static int square(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    long long x = 0, us = 0;
+    if (sscanf(arg, "%lld %lld", &x, &us) < 1)
+        return crew_out_error(out, "square: '%s' is not a number", arg);
+    if (us > 0)
+        usleep((useconds_t)us);
+    return crew_out_printf(out, "%lld\n", x * x);
+}
+
+static int fail(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    crew_out_printf(out, "failing as asked\n");
+    return atoi(arg) > 0 ? atoi(arg) : 1;
+}
+
+static int crash(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    (void)arg;
+    crew_out_printf(out, "about to crash\n");
+    raise(SIGSEGV);
+    return 0;
+}
+
+static int hang(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    (void)arg;
+    (void)out;
+    for (;;)
+        pause();
+    return 0;
+}
+
+/* N bytes of output: lines of a pattern that depends on the position. */
+static int big(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    long n = atol(arg);
+    char line[64];
+    for (long i = 0; i < n;) {
+        int k = snprintf(line, sizeof line, "%ld\n", i);
+        if (i + k > n)
+            k = (int)(n - i);
+        if (crew_out_write(out, line, (size_t)k) != 0)
+            return 2;
+        i += k;
+    }
+    return 0;
+}
+
+/* Sum of the bytes of the data set: reads the whole snapshot. */
+static int datasum(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)arg;
+    const unsigned char *p = crew_arena_base(data);
+    size_t n = crew_arena_size(data);
+    unsigned long long s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += p[i];
+    return crew_out_printf(out, "%zu %llu\n", n, s);
+}
+
+/* Writes into the read-only snapshot. */
+static int scribble(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)arg;
+    (void)out;
+    ((volatile char *)crew_arena_base(data))[8] = 1;
+    return 0;
+}
+
+/* Which process and worker state ran the task. */
+static int whoami(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    int *state = crew_out_state(out);
+    usleep((useconds_t)atoi(arg));
+    return crew_out_printf(out, "%d %d\n", (int)getpid(), state ? *state : -1);
+}
+
+static int inits;
+static int init(const crew_arena *data, void **state)
+{
+    (void)data;
+    const char *fail_init = getenv("TESTPLUG_FAIL_INIT");
+    if (fail_init && *fail_init)
+        return atoi(fail_init);
+    int *s = malloc(sizeof *s);
+    if (!s)
+        return 12;
+    *s = __atomic_add_fetch(&inits, 1, __ATOMIC_RELAXED);
+    *state = s;
+    return 0;
+}
+
+/* Appends "fini PID N" to $TESTPLUG_FINI_LOG, so tests count the calls. */
+static void fini(void *state)
+{
+    const char *path = getenv("TESTPLUG_FINI_LOG");
+    if (path) {
+        FILE *f = fopen(path, "a");
+        if (f) {
+            fprintf(f, "fini %d %d\n", (int)getpid(), *(int *)state);
+            fclose(f);
+        }
+    }
+    free(state);
+}
+
+static const crew_function functions[] = {
+    {"echo", echo, "print the argument in brackets"},
+    {"square", square, "X [US]: X squared, after sleeping US microseconds"},
+    {"fail", fail, "fail with the code given (default 1)"},
+    {"crash", crash, "die of SIGSEGV"},
+    {"hang", hang, "never return"},
+    {"big", big, "N: write N bytes of numbered lines"},
+    {"datasum", datasum, "size and byte sum of the whole snapshot"},
+    {"scribble", scribble, "write into the read-only snapshot"},
+    {"whoami", whoami, "US: sleep, then print the process id and worker number"},
+};
+
+CREW_PLUGIN("testplug", "functions for testing crew run", functions, init, fini);
