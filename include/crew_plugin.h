@@ -103,7 +103,7 @@ typedef struct crew_plugin {
  * The result of a task may be of any size; with --isolation processes,
  * output beyond CREW_OUT_INLINE bytes travels through a temporary file.
  */
-#define CREW_OUT_INLINE ((size_t)16 << 10)
+#define CREW_OUT_INLINE ((size_t)4 << 10)
 CREW_API int crew_out_write(crew_out *out, const void *buf, size_t len);
 CREW_API int crew_out_printf(crew_out *out, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

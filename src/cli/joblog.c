@@ -244,31 +244,14 @@ int cli_joblog_open(cli_joblog *l, const char *path, bool resume, const char *id
     return 0;
 }
 
-int cli_joblog_write(cli_joblog *l, const cli_log_entry *e)
+bool cli_joblog_format(const cli_log_entry *e, cli_buf *b)
 {
-    if (l->fd < 0)
-        return 0;
     char fixed[512];
-    cli_buf b = {0};
     int n = snprintf(fixed, sizeof fixed, "%llu\t%s\t%d\t%s\t%.3f\t%.3f\t%u\t%llu\t%s\t",
                      (unsigned long long)e->seq, e->status, e->code, e->signal, e->start,
                      e->duration, e->retries, (unsigned long long)e->out_end, e->function);
-    bool ok = n > 0 && (size_t)n < sizeof fixed && cli_buf_add(&b, fixed, (size_t)n) &&
-              cli_buf_escape(&b, e->arg, e->arg_len) && cli_buf_add(&b, "\n", 1);
-    size_t done = 0;
-    while (ok && done < b.len) {
-        ssize_t w = write(l->fd, b.p + done, b.len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            cli_error("cannot write job log %s: %s", l->path, w < 0 ? strerror(errno) : "short write");
-            ok = false;
-            break;
-        }
-        done += (size_t)w;
-    }
-    free(b.p);
-    return ok ? 0 : -1;
+    return n > 0 && (size_t)n < sizeof fixed && cli_buf_add(b, fixed, (size_t)n) &&
+           cli_buf_escape(b, e->arg, e->arg_len) && cli_buf_add(b, "\n", 1);
 }
 
 void cli_joblog_close(cli_joblog *l)

@@ -44,9 +44,6 @@ int cli_joblog_open(cli_joblog *l, const char *path, bool resume, const char *id
 /* The hash the log keeps of a task's function and argument. */
 uint32_t cli_joblog_hash(const char *fn, const char *arg, size_t arg_len);
 
-/* Append one line, written whole with one write.  0, or -1 after a
- * message. */
-int cli_joblog_write(cli_joblog *l, const cli_log_entry *e);
 
 void cli_joblog_close(cli_joblog *l);
 
@@ -58,5 +55,8 @@ typedef struct cli_buf {
 bool cli_buf_add(cli_buf *b, const void *p, size_t n);
 bool cli_buf_escape(cli_buf *b, const char *p, size_t n);
 bool cli_buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Append the log line for one task to b.  false: out of memory. */
+bool cli_joblog_format(const cli_log_entry *e, cli_buf *b);
 
 #endif

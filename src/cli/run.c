@@ -44,15 +44,19 @@ enum { FMT_TSV, FMT_JSONL, FMT_RAW };
 
 /* What travels to the worker: copied into shared memory by process pools. */
 typedef struct task_arg {
+    struct task_result *res; /* the task's slot in the outbox */
     uint64_t seq;
     uint32_t fn;
     uint32_t len;
     char text[]; /* the argument, NUL-terminated */
 } task_arg;
 
-/* What comes back.  Output up to CREW_OUT_INLINE bytes travels inline;
- * beyond, a thread pool's task grows a heap buffer, a process pool's task
- * writes a spool file (its memory is not ours). */
+/* What comes back, in the task's slot of the outbox: memory every worker
+ * writes in place (for process pools an arena left unfrozen, which crew
+ * maps writable in workers), so no result is copied.  Output up to
+ * CREW_OUT_INLINE bytes stays in the slot; beyond, a thread pool's task
+ * grows a heap buffer, a process pool's task writes a spool file (its
+ * memory is not ours). */
 enum { RES_INLINE, RES_HEAP, RES_SPOOL };
 typedef struct task_result {
     uint64_t len;
@@ -101,6 +105,8 @@ static struct {
     /* the run */
     cli_plugin plugin;
     crew_arena *data;
+    crew_arena *outbox;   /* process pools: the result slots */
+    void *outbox_mem;     /* thread pools: the same in plain memory */
     crew *pool;
     cli_source src;
     cli_joblog log;
@@ -114,7 +120,11 @@ static struct {
     uint64_t n_ok, n_failed, n_cancelled, n_skipped, n_skipped_failed, total;
     bool source_done, stopped_emitting;
     int fatal;         /* CLI_USAGE after a bad line or a write error */
-    cli_buf rec;
+    /* Records and log lines wait here for one write each: the output
+     * first, then the log, so the log never gets ahead of the output. */
+    pthread_mutex_t io_lock;
+    cli_buf obuf, lbuf;
+    double flushed_at;
     atomic_int interrupts;
     int wake[2];
     bool signal_thread_running;
@@ -243,7 +253,8 @@ static int run_task(const void *shared, const void *arg, void *result)
 {
     (void)shared;
     const task_arg *a = arg;
-    task_result *r = result;
+    (void)result;
+    task_result *r = a->res;
     host h = {.res = r, .seq = a->seq, .spool_fd = -1};
     crew_out out = {.buf = r->inline_buf, .cap = sizeof r->inline_buf, .overflow = overflow,
                     .host = &h};
@@ -403,7 +414,41 @@ static void fatal(const char *what)
     R.fatal = CLI_USAGE;
 }
 
-/* Write task s's record, then its log line. */
+#define IO_BATCH ((size_t)64 << 10)
+#define IO_DELAY 0.1 /* seconds a finished task's record may wait */
+
+/* Write what records and log lines wait, in that order.  Under io_lock. */
+static double coarse_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void flush_io(void)
+{
+    R.flushed_at = coarse_now();
+    if (R.fatal)
+        return;
+    int e = write_all(R.out_fd, R.obuf.p, R.obuf.len);
+    if (e) {
+        char msg[4300];
+        snprintf(msg, sizeof msg, "cannot write output %s: %s",
+                 R.output_path ? R.output_path : "(stdout)", strerror(e));
+        fatal(msg);
+        return;
+    }
+    R.obuf.len = 0;
+    if (R.log.fd >= 0 && (e = write_all(R.log.fd, R.lbuf.p, R.lbuf.len))) {
+        char msg[4300];
+        snprintf(msg, sizeof msg, "cannot write job log %s: %s", R.log.path, strerror(e));
+        fatal(msg);
+        return;
+    }
+    R.lbuf.len = 0;
+}
+
+/* Queue task s's record, then its log line. */
 static void emit(slot *s)
 {
     crew_task *t = &s->task;
@@ -418,8 +463,9 @@ static void emit(slot *s)
     char sig[32];
     const char *sname = signal_name(t, sig, sizeof sig);
     int code = status_code(t);
-    cli_buf *b = &R.rec;
-    b->len = 0;
+    pthread_mutex_lock(&R.io_lock);
+    cli_buf *b = &R.obuf;
+    size_t before = b->len;
     bool ok = true;
     if (R.format == FMT_RAW) {
         ok = cli_buf_add(b, out, out_len);
@@ -441,18 +487,11 @@ static void emit(slot *s)
     }
     free(owned);
     if (!ok) {
+        pthread_mutex_unlock(&R.io_lock);
         fatal("out of memory writing a record");
         return;
     }
-    int e = write_all(R.out_fd, b->p, b->len);
-    if (e) {
-        char msg[4300];
-        snprintf(msg, sizeof msg, "cannot write output %s: %s",
-                 R.output_path ? R.output_path : "(stdout)", strerror(e));
-        fatal(msg);
-        return;
-    }
-    R.out_pos += b->len;
+    R.out_pos += b->len - before;
     task_result *r = s->res;
     double start = t->status < 0 && t->status != CREW_EINVAL ? s->given_at : r->t0;
     double end = t->status < 0 && t->status != CREW_EINVAL ? cli_wall() : r->t1;
@@ -460,11 +499,26 @@ static void emit(slot *s)
                         .signal = sname, .start = start, .duration = end - start,
                         .retries = t->runs > 1 ? t->runs - 1 : 0, .out_end = R.out_pos,
                         .function = fname, .arg = s->arg->text, .arg_len = s->arg->len};
-    if (cli_joblog_write(&R.log, &le) != 0)
-        R.fatal = CLI_USAGE;
+    if (R.log.fd >= 0 && !cli_joblog_format(&le, &R.lbuf)) {
+        pthread_mutex_unlock(&R.io_lock);
+        fatal("out of memory writing the job log");
+        return;
+    }
+    if (R.obuf.len >= IO_BATCH || R.lbuf.len >= IO_BATCH || coarse_now() - R.flushed_at >= IO_DELAY)
+        flush_io();
+    pthread_mutex_unlock(&R.io_lock);
 }
 
 /* ---- the feed ------------------------------------------------------------- */
+
+/* Enough to date a task that left no times of its own (it crashed), at a
+ * fraction of a precise clock's cost on some virtual machines. */
+static double coarse_wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static bool slot_ready(slot *s, const cli_task_text *tt)
 {
@@ -477,8 +531,7 @@ static bool slot_ready(slot *s, const cli_task_text *tt)
         s->arg = a;
         s->arg_cap = cap;
     }
-    if (!s->res && !(s->res = malloc(sizeof *s->res)))
-        return false;
+    s->arg->res = s->res;
     s->arg->seq = tt->seq;
     s->arg->fn = (uint32_t)tt->fn;
     s->arg->len = (uint32_t)tt->arg_len;
@@ -488,10 +541,9 @@ static bool slot_ready(slot *s, const cli_task_text *tt)
     s->res->where = RES_INLINE;
     s->res->heap = NULL;
     s->res->t0 = s->res->t1 = 0;
-    s->task = (crew_task){.fn = run_task, .arg = s->arg, .arg_size = need, .result = s->res,
-                          .result_size = sizeof *s->res};
+    s->task = (crew_task){.fn = run_task, .arg = s->arg, .arg_size = need};
     s->line_no = tt->line_no;
-    s->given_at = cli_wall();
+    s->given_at = coarse_wall();
     s->finished = false;
     return true;
 }
@@ -697,8 +749,13 @@ static void *signal_main(void *arg)
     sigset_t *set = arg;
     bool jobs_file = R.jobs_arg && parse_jobs(R.jobs_arg, (char[8]){0}, 8, false) == 0;
     while (!atomic_load(&R.quit_signal_thread)) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 200000000};
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
         int sig = sigtimedwait(set, NULL, &ts);
+        /* records of tasks that finished while nothing else did */
+        pthread_mutex_lock(&R.io_lock);
+        if ((R.obuf.len || R.lbuf.len) && coarse_now() - R.flushed_at >= IO_DELAY)
+            flush_io();
+        pthread_mutex_unlock(&R.io_lock);
         if (sig == SIGINT || sig == SIGTERM) {
             if (atomic_fetch_add(&R.interrupts, 1) == 0) {
                 cli_error("interrupted: no new tasks; waiting for the running ones "
@@ -708,6 +765,8 @@ static void *signal_main(void *arg)
                 /* Everything written so far is whole in the output and
                  * the log (each record and line is one write); the
                  * workers die with this process. */
+                if (pthread_mutex_trylock(&R.io_lock) == 0)
+                    flush_io(); /* a writer holding it may be mid-record */
                 cli_error("killed the running tasks");
                 _exit(CLI_INTERRUPTED);
             }
@@ -1068,13 +1127,26 @@ static int start(void)
         }
         wk.spool = R.spool_dir;
     }
+    /* The outbox: one result slot per task of the window. */
+    size_t res_size = (sizeof(task_result) + 63) & ~(size_t)63;
+    task_result *box = NULL;
+    if (wk.processes) {
+        crew_ref ref;
+        if (crew_arena_create(&R.outbox, R.window * res_size + ((size_t)1 << 20)) == 0 &&
+            crew_arena_try_alloc(R.outbox, R.window * res_size, 64, &ref) == 0)
+            box = crew_arena_ptr(R.outbox, ref);
+    } else {
+        box = R.outbox_mem = aligned_alloc(64, R.window * res_size);
+    }
     R.slots = calloc(R.window, sizeof *R.slots);
     R.order = calloc(R.window, sizeof *R.order);
     R.free_slots = malloc(R.window * sizeof *R.free_slots);
-    if (!R.slots || !R.order || !R.free_slots) {
+    if (!box || !R.slots || !R.order || !R.free_slots) {
         cli_error("out of memory for a window of %zu tasks", R.window);
         return CLI_USAGE;
     }
+    for (size_t i = 0; i < R.window; i++)
+        R.slots[i].res = (task_result *)((char *)box + i * res_size);
     for (size_t i = 0; i < R.window; i++)
         R.free_slots[R.n_free++] = R.window - 1 - i;
     return -1; /* go on */
@@ -1082,6 +1154,8 @@ static int start(void)
 
 int cli_run(int argc, char **argv)
 {
+    pthread_mutex_init(&R.io_lock, NULL);
+    R.flushed_at = coarse_now();
     int rc = parse_options(argc, argv);
     if (rc < 0)
         return CLI_OK; /* --help */
@@ -1126,6 +1200,9 @@ int cli_run(int argc, char **argv)
     }
     crew_feed feed = {.next = feed_next, .done = feed_done, .stop_on_error = R.stop_on_error};
     rc = crew_run_feed(R.pool, R.data, &feed);
+    pthread_mutex_lock(&R.io_lock);
+    flush_io();
+    pthread_mutex_unlock(&R.io_lock);
     if (R.bar)
         cli_progress_end(R.bar, true);
     crew_close(R.pool);
@@ -1154,6 +1231,8 @@ int cli_run(int argc, char **argv)
         return CLI_USAGE;
     }
     crew_arena_close(R.data);
+    crew_arena_close(R.outbox);
+    free(R.outbox_mem);
     if (R.fatal)
         return R.fatal;
     if (interrupted)
