@@ -1050,12 +1050,10 @@ static int check_tasks(void)
     return cli_source_rewind(&R.src);
 }
 
-static void remove_spool(void)
+static void remove_dir(const char *path)
 {
-    if (!R.spool_dir[0])
-        return;
     /* Files left by tasks that crashed or were killed while writing. */
-    DIR *d = opendir(R.spool_dir);
+    DIR *d = opendir(path);
     if (d) {
         struct dirent *e;
         while ((e = readdir(d)))
@@ -1063,9 +1061,40 @@ static void remove_spool(void)
                 unlinkat(dirfd(d), e->d_name, 0);
         closedir(d);
     }
-    if (rmdir(R.spool_dir) != 0)
-        cli_error("could not remove %s: %s", R.spool_dir, strerror(errno));
+    if (rmdir(path) != 0 && errno != ENOENT)
+        cli_error("could not remove %s: %s", path, strerror(errno));
+}
+
+static void remove_spool(void)
+{
+    if (!R.spool_dir[0])
+        return;
+    remove_dir(R.spool_dir);
     R.spool_dir[0] = '\0';
+}
+
+/* Spool directories are named crew-run.PID.XXXXXX: remove those of ours
+ * whose run is gone (killed with SIGKILL, say). */
+static void remove_stale_spools(const char *tmp)
+{
+    DIR *d = opendir(tmp);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid;
+        char rest[16];
+        struct stat st;
+        if (sscanf(e->d_name, "crew-run.%d.%15s", &pid, rest) != 2 || pid <= 0 ||
+            (kill(pid, 0) == 0 || errno != ESRCH) ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+            continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", tmp, e->d_name);
+        remove_dir(path);
+    }
+    closedir(d);
 }
 
 static int start(void)
@@ -1119,7 +1148,9 @@ static int start(void)
     wk.processes = R.isolation == CREW_PROCESSES;
     if (wk.processes) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(R.spool_dir, sizeof R.spool_dir, "%s/crew-run.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        tmp = tmp && *tmp ? tmp : "/tmp";
+        remove_stale_spools(tmp);
+        snprintf(R.spool_dir, sizeof R.spool_dir, "%s/crew-run.%d.XXXXXX", tmp, (int)getpid());
         if (!mkdtemp(R.spool_dir)) {
             cli_error("cannot make a spool directory %s: %s", R.spool_dir, strerror(errno));
             R.spool_dir[0] = '\0';
