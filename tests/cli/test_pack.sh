@@ -174,6 +174,7 @@ tail -n 1 err.txt | grep -q 'crew pack: packed 1 data set, .* into out.crew$' ||
 # ---- bad inputs and command lines: exit 2, one line, nothing written ------------
 printf 'a,b,c\n1,2,3\n4,5,6\n7,8,9\n1,abc,3\n' > bad.csv
 printf 'a,b,c\n1,2,3\n1,2\n' > short.csv
+printf '1,2,3\n4,5,6,7\n' > long.csv
 printf 'a,b,c\n1,"2,3\n' > quote.csv
 printf 'a,b,c\n1,"2"x,3\n' > after.csv
 printf 'a,,c\n1,2,3\n' > noname.csv
@@ -188,6 +189,8 @@ touch out.txt err.txt before.txt after.txt
 ls -A > before.txt
 expect_error 2 "bad.csv:5:2: 'abc' is not a number" "$CREW" pack -o bad.crew --csv bad.csv
 expect_error 2 "short.csv:3: 2 fields, but the header names 3" "$CREW" pack -o bad.crew --csv short.csv
+expect_error 2 "long.csv:2: 4 fields, but the first line has 3" \
+    "$CREW" pack -o bad.crew --no-header --csv long.csv
 expect_error 2 "quote.csv:2:2: a quoted field has no closing quote" "$CREW" pack -o bad.crew --csv quote.csv
 expect_error 2 "after.csv:2:2: text after a closing quote" "$CREW" pack -o bad.crew --csv after.csv
 expect_error 2 "noname.csv:1:2: the header gives this column no name" "$CREW" pack -o bad.crew --csv noname.csv
