@@ -165,7 +165,17 @@ printf 'id,"name, full"\n1,2\n' > comma.csv
 "$CREW" inspect out.crew | grep -q '^  name, full  f64 ' || fail "quoted header: $("$CREW" inspect out.crew)"
 
 # ---- progress bar: only when asked (stderr is no terminal here) ----------------
-"$CREW" pack -o out.crew --progress --lines long.txt 2> err.txt
+# The input stays open until the bar has been drawn (or 30 s have passed),
+# so that the painter thread gets its turn however loaded the machine is.
+rm -f err.txt
+{
+    cat long.txt
+    i=0
+    while ! grep -q packing err.txt 2> /dev/null && [ $i -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+} | "$CREW" pack -o out.crew --progress --lines - 2> err.txt
 grep -q 'packing' err.txt || fail "--progress drew nothing: $(cat err.txt)"
 # the bar is cleared with \r and ESC [K, so the summary ends its line
 tail -n 1 err.txt | grep -q 'crew pack: packed 1 data set, .* into out.crew$' ||
