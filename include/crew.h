@@ -934,10 +934,17 @@ CREW_API const char *crew_type_name(int type);
 /*
  * crew_catalog_write -- store a catalog of n data sets in arena `a` (names
  * copied in) and make it the root.  The data each entry refers to must
- * already be in the arena.  Names must be distinct, non-empty, at most 255
- * bytes.  Returns 0, CREW_EINVAL (NULL, bad type, a ref outside the arena,
- * a duplicate or bad name), CREW_EFULL, CREW_EFROZEN.  Only the creating
- * process, before the freeze.
+ * already be in the arena: numeric elements aligned to their size (an
+ * empty data set may have data 0), and for CREW_T_STR count + 1 aligned
+ * offsets and the offsets[count] bytes of data they index.  `offsets` is
+ * ignored for numeric types.  Names must be distinct, non-empty, at most
+ * 255 bytes.  n may be 0 (sets may then be NULL): an empty catalog.
+ * Returns 0, CREW_EINVAL (NULL, bad type, data outside the arena, a
+ * duplicate or bad name, or not the creating process), CREW_EFULL,
+ * CREW_EFROZEN, CREW_ENOMEM, -errno (the arena could not grow).  On
+ * failure the root is unchanged (some bytes may have been allocated).
+ * Only the creating process, before the freeze; not concurrently with
+ * another writer of the root.  The names stay the caller's.
  */
 CREW_API int crew_catalog_write(crew_arena *a, const crew_dataset *sets, size_t n);
 
@@ -956,11 +963,16 @@ CREW_API int crew_catalog_find(const crew_arena *a, const char *name, crew_datas
 
 /*
  * crew_dataset_array -- the elements of a numeric data set, when its type
- * is `type`; NULL otherwise (or NULL arguments).  Checked at
- * crew_catalog_get: count elements lie inside the arena.
+ * is `type`; NULL otherwise (or NULL arguments, or data that does not lie
+ * inside the arena: checked again here in O(1), since *d is the caller's).
+ * An empty data set gives a valid, non-NULL address with no elements.
  * crew_dataset_str -- row i of a CREW_T_STR data set and its length in
  * *len (may be NULL); NULL when i >= count, the type differs, or the
- * offsets are corrupt.
+ * offsets are corrupt.  O(1): it checks that offsets[i] < offsets[i + 1]
+ * <= offsets[count], that those bytes lie inside the arena, and that a NUL
+ * ends the row at offsets[i + 1] - 1 (*len is offsets[i + 1] - offsets[i]
+ * - 1; only a hand-made catalog has a NUL inside a row, which strlen then
+ * sees as shorter).  Both point into the arena; read-only and thread-safe.
  */
 CREW_API const void *crew_dataset_array(const crew_arena *a, const crew_dataset *d, int type);
 CREW_API const char *crew_dataset_str(const crew_arena *a, const crew_dataset *d, uint64_t i,

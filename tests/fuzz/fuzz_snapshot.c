@@ -2,8 +2,8 @@
  * fuzz_snapshot.c -- libFuzzer target for everything that reads untrusted
  * arena bytes: the snapshot header parser, the prologue parser (the fd of
  * a frozen arena), crew_arena_open_fd with and without VERIFY, and the
- * checked readers (crew_arena_get / get_array / str, crew_strtab_find)
- * following refs found in the data itself.
+ * checked readers (crew_arena_get / get_array / str, crew_strtab_find,
+ * the data-set catalog) following refs found in the data itself.
  *
  * Each input is a whole file: it is written to a memfd (sealed when it
  * starts with the prologue magic, so that path is reachable) and opened.
@@ -31,6 +31,33 @@ static void touch(const void *p, size_t n)
     sink += s;
 }
 
+/* Read a catalog, if the root is one: every entry, the first and last
+ * bytes of each array, and some rows of each string column. */
+static void walk_catalog(const crew_arena *a)
+{
+    int n = crew_catalog_count(a);
+    for (int i = 0; i < n && i < 64; i++) {
+        crew_dataset d;
+        if (crew_catalog_get(a, (size_t)i, &d) != 0)
+            continue;
+        crew_dataset f;
+        sink += (uint64_t)crew_catalog_find(a, d.name, &f);
+        size_t size = crew_type_size(d.type);
+        const unsigned char *arr = crew_dataset_array(a, &d, d.type);
+        if (arr && d.count) {
+            touch(arr, size);
+            touch(arr + (d.count - 1) * size, size);
+        }
+        for (uint64_t r = 0; r < d.count && r < 16; r++) {
+            size_t len = 0;
+            const char *s = crew_dataset_str(a, &d, d.count - 1 - r, &len);
+            touch(s, s ? len + 1 : 0);
+        }
+    }
+    crew_dataset d;
+    sink += (uint64_t)crew_catalog_find(a, "x", &d);
+}
+
 /* Follow refs stored in the arena: each 8-byte word read becomes the next
  * ref, with sizes taken from the data too. */
 static void walk(const crew_arena *a)
@@ -50,6 +77,7 @@ static void walk(const crew_arena *a)
     }
     sink += crew_strtab_find(a, crew_arena_root(a), "crew", 4);
     sink += crew_strtab_find(a, crew_arena_root(a), "", 0);
+    walk_catalog(a);
     size_t used = crew_arena_size(a);
     touch(crew_arena_get(a, CREW_ARENA_PROLOGUE, used - CREW_ARENA_PROLOGUE),
           used > 4096 ? 4096 : used - CREW_ARENA_PROLOGUE);

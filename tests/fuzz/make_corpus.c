@@ -63,10 +63,38 @@ static void make_good(void)
     fclose(f);
 }
 
+/* A snapshot whose root is a catalog: numbers, strings, an empty set. */
+static void make_catalog(void)
+{
+    crew_arena *a;
+    if (crew_arena_create(&a, 1 << 20) != 0)
+        exit(1);
+    crew_ref nums = crew_arena_array(a, 4, sizeof(double), 8);
+    double *v = crew_arena_ptr(a, nums);
+    v[0] = 1.5, v[1] = -2, v[2] = 0, v[3] = 1e300;
+    static const char bytes[] = "crew\0\0arena";
+    crew_ref strs = crew_arena_alloc(a, sizeof bytes, 1);
+    memcpy(crew_arena_ptr(a, strs), bytes, sizeof bytes);
+    crew_ref offs = crew_arena_array(a, 4, sizeof(uint64_t), 8);
+    uint64_t *o = crew_arena_ptr(a, offs);
+    o[0] = 0, o[1] = 5, o[2] = 6, o[3] = sizeof bytes;
+    const crew_dataset sets[] = {
+        {.name = "x", .type = CREW_T_F64, .count = 4, .data = nums},
+        {.name = "words", .type = CREW_T_STR, .count = 3, .data = strs, .offsets = offs},
+        {.name = "none", .type = CREW_T_U8},
+    };
+    char path[1024];
+    snprintf(path, sizeof path, "%s/catalog.crew", dir);
+    if (crew_catalog_write(a, sets, 3) != 0 || crew_arena_save(a, path) != 0)
+        exit(1);
+    crew_arena_close(a);
+}
+
 int main(int argc, char **argv)
 {
     dir = argc > 1 ? argv[1] : ".";
     make_good();
+    make_catalog();
     struct crew__snap_header h;
     memcpy(&h, good, sizeof h);
     put("empty.crew", "", 0);
