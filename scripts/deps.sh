@@ -3,7 +3,9 @@
 # need, when they are missing.  Installing needs root; without root it only
 # says what is missing.  Usage: scripts/deps.sh [build|bench]
 set -eu
-want="cmake make gcc g++ clang libclang-rt-14-dev pkg-config libxxhash-dev"
+# python3: the command-line tests compute expected results with it;
+# groff-base: the man page is checked to render without warnings.
+want="cmake make gcc g++ clang libclang-rt-14-dev pkg-config libxxhash-dev python3 groff-base"
 if [ "${1:-build}" = bench ]; then
     # parallel and python3: the peers bench_proc runs its process pools
     # against (GNU parallel; Debian's own python3, standard library only).
