@@ -25,6 +25,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,7 +119,7 @@ static struct {
     size_t *free_slots, n_free;
     uint64_t given, written;
     uint64_t n_ok, n_failed, n_cancelled, n_skipped, n_skipped_failed, total;
-    bool source_done, stopped_emitting;
+    bool source_done, stopped_emitting, broken_pipe;
     int fatal;         /* CLI_USAGE after a bad line or a write error */
     /* Records and log lines wait here for one write each: the output
      * first, then the log, so the log never gets ahead of the output. */
@@ -216,8 +217,10 @@ static int overflow(crew_out *out, const void *p, size_t n)
         while (cap - out->len < n)
             cap *= 2;
         char *b = out->buf == h->res->inline_buf ? malloc(cap) : realloc(out->buf, cap);
-        if (!b)
+        if (!b) {
+            h->res->spool_error = ENOMEM;
             return CREW_ENOMEM;
+        }
         if (out->buf == h->res->inline_buf)
             memcpy(b, out->buf, out->len);
         out->buf = b;
@@ -330,10 +333,102 @@ static const char *signal_name(const crew_task *t, char *buf, size_t size)
     return buf;
 }
 
-static bool json_string(cli_buf *b, const char *p, size_t n)
+/* A result that will not be written: free or remove its output. */
+static void discard(slot *s)
 {
-    if (!cli_buf_add(b, "\"", 1))
-        return false;
+    task_result *r = s->res;
+    if (r->where == RES_HEAP)
+        free(r->heap);
+    if (r->where == RES_SPOOL) {
+        char path[4200];
+        spool_path(path, sizeof path, s->arg->seq);
+        unlink(path);
+    }
+    r->heap = NULL;
+    r->where = RES_INLINE;
+    r->len = 0;
+}
+
+static void fatal(const char *what)
+{
+    if (!R.fatal)
+        cli_error("%s", what);
+    R.fatal = CLI_USAGE;
+}
+
+#define IO_BATCH ((size_t)64 << 10)
+#define IO_DELAY 0.1 /* seconds a finished task's record may wait */
+
+static double coarse_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Write what records and log lines wait, in that order.  Under io_lock. */
+static void flush_io(void)
+{
+    R.flushed_at = coarse_now();
+    if (R.fatal)
+        return;
+    int e = write_all(R.out_fd, R.obuf.p, R.obuf.len);
+    if (e == EPIPE) {
+        /* the reader is gone (`crew run ... | head`): stop quietly, and
+         * end by SIGPIPE as any filter would, once cleaned up */
+        R.fatal = CLI_USAGE;
+        R.broken_pipe = true;
+        return;
+    }
+    if (e) {
+        char msg[4300];
+        snprintf(msg, sizeof msg, "cannot write output %s: %s",
+                 R.output_path ? R.output_path : "(stdout)", strerror(e));
+        fatal(msg);
+        return;
+    }
+    R.obuf.len = 0;
+    if (R.log.fd >= 0 && (e = write_all(R.log.fd, R.lbuf.p, R.lbuf.len))) {
+        char msg[4300];
+        snprintf(msg, sizeof msg, "cannot write job log %s: %s", R.log.path, strerror(e));
+        fatal(msg);
+        return;
+    }
+    R.lbuf.len = 0;
+}
+
+/* Append to the output buffer through these, which count the bytes (the
+ * log records the offset after each record) and write a full buffer out,
+ * also in the middle of a record: a task's output of any size passes
+ * through 64 KiB at a time.  A record cut by a kill is cut off on resume,
+ * since its log line comes after it. */
+static bool out_done(size_t before, bool ok)
+{
+    R.out_pos += R.obuf.len - before;
+    if (ok && R.obuf.len >= IO_BATCH)
+        flush_io();
+    return ok && !R.fatal;
+}
+
+static bool out_add(const char *p, size_t n)
+{
+    size_t before = R.obuf.len;
+    return out_done(before, cli_buf_add(&R.obuf, p, n));
+}
+
+static bool out_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool out_printf(const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    return n >= 0 && (size_t)n < sizeof tmp && out_add(tmp, (size_t)n);
+}
+
+static bool json_escape(cli_buf *b, const char *p, size_t n)
+{
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
@@ -359,140 +454,124 @@ static bool json_string(cli_buf *b, const char *p, size_t n)
             return false;
         run = i + 1;
     }
-    return cli_buf_add(b, p + run, n - run) && cli_buf_add(b, "\"", 1);
+    return cli_buf_add(b, p + run, n - run);
 }
 
-/* The task's output, wherever it is: *p points at it, *owned is set when
- * the caller must free it.  false: it could not be read (message given). */
-static bool task_output(slot *s, const char **p, size_t *n, char **owned)
+/* Bytes of a string field (argument, function, output), escaped for the
+ * format. */
+static bool out_field(const char *p, size_t n)
 {
-    task_result *r = s->res;
-    *owned = NULL;
-    *p = "";
-    *n = 0;
-    /* a process pool copies results back only when the task returned */
-    if (s->task.status < 0 && s->task.status != CREW_EINVAL)
-        return true;
-    if (r->where == RES_INLINE) {
-        *p = r->inline_buf;
-        *n = r->len;
-    } else if (r->where == RES_HEAP) {
-        *p = *owned = r->heap;
-        r->heap = NULL;
-        *n = r->len;
-    } else {
-        char path[4200];
-        spool_path(path, sizeof path, s->arg->seq);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        char *buf = malloc(r->len ? r->len : 1);
-        size_t got = 0;
-        while (fd >= 0 && buf && got < r->len) {
-            ssize_t k = read(fd, buf + got, r->len - got);
-            if (k <= 0)
-                break;
-            got += (size_t)k;
-        }
-        if (fd >= 0)
-            close(fd);
-        unlink(path);
-        if (!buf || got != r->len) {
-            free(buf);
-            cli_error("task %llu: its output (%llu bytes in %s) could not be read back",
-                      (unsigned long long)s->arg->seq, (unsigned long long)r->len, path);
+    size_t before = R.obuf.len;
+    bool ok = R.format == FMT_RAW    ? cli_buf_add(&R.obuf, p, n)
+              : R.format == FMT_TSV  ? cli_buf_escape(&R.obuf, p, n)
+                                     : json_escape(&R.obuf, p, n);
+    return out_done(before, ok);
+}
+
+/* A task's output, piece by piece.  TSV drops one newline that ends the
+ * output (the record's own newline replaces it): a piece's last newline
+ * is held back until more follows. */
+typedef struct out_stream {
+    bool held_newline;
+} out_stream;
+
+static bool out_piece(out_stream *o, const char *p, size_t n)
+{
+    while (n) {
+        size_t k = n < IO_BATCH ? n : IO_BATCH;
+        if (o->held_newline && !out_field("\n", 1))
             return false;
-        }
-        *p = *owned = buf;
-        *n = r->len;
+        o->held_newline = R.format == FMT_TSV && k == n && p[k - 1] == '\n';
+        if (!out_field(p, k - o->held_newline))
+            return false;
+        p += k;
+        n -= k;
     }
     return true;
 }
 
-static void fatal(const char *what)
+/* Stream the task's output, wherever it is.  false: the run must stop
+ * (message given). */
+static bool out_output(slot *s, int spool_fd)
 {
-    if (!R.fatal)
-        cli_error("%s", what);
-    R.fatal = CLI_USAGE;
-}
-
-#define IO_BATCH ((size_t)64 << 10)
-#define IO_DELAY 0.1 /* seconds a finished task's record may wait */
-
-/* Write what records and log lines wait, in that order.  Under io_lock. */
-static double coarse_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void flush_io(void)
-{
-    R.flushed_at = coarse_now();
-    if (R.fatal)
-        return;
-    int e = write_all(R.out_fd, R.obuf.p, R.obuf.len);
-    if (e) {
-        char msg[4300];
-        snprintf(msg, sizeof msg, "cannot write output %s: %s",
-                 R.output_path ? R.output_path : "(stdout)", strerror(e));
-        fatal(msg);
-        return;
+    task_result *r = s->res;
+    out_stream o = {false};
+    if (r->where == RES_INLINE)
+        return out_piece(&o, r->inline_buf, r->len);
+    if (r->where == RES_HEAP) {
+        bool ok = out_piece(&o, r->heap, r->len);
+        free(r->heap);
+        r->heap = NULL;
+        return ok;
     }
-    R.obuf.len = 0;
-    if (R.log.fd >= 0 && (e = write_all(R.log.fd, R.lbuf.p, R.lbuf.len))) {
-        char msg[4300];
-        snprintf(msg, sizeof msg, "cannot write job log %s: %s", R.log.path, strerror(e));
-        fatal(msg);
-        return;
+    char buf[IO_BATCH];
+    uint64_t left = r->len;
+    while (left) {
+        ssize_t k = read(spool_fd, buf, left < sizeof buf ? (size_t)left : sizeof buf);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "task %llu: its spooled output could not be read back: %s",
+                     (unsigned long long)s->arg->seq, k < 0 ? strerror(errno) : "file too short");
+            fatal(msg);
+            return false;
+        }
+        if (!out_piece(&o, buf, (size_t)k))
+            return false;
+        left -= (uint64_t)k;
     }
-    R.lbuf.len = 0;
+    return true;
 }
 
 /* Queue task s's record, then its log line. */
 static void emit(slot *s)
 {
     crew_task *t = &s->task;
-    const char *out;
-    size_t out_len;
-    char *owned;
-    if (!task_output(s, &out, &out_len, &owned)) {
-        R.fatal = CLI_USAGE;
-        return;
+    task_result *r = s->res;
+    int spool_fd = -1;
+    if (r->where == RES_SPOOL) {
+        char path[4200];
+        spool_path(path, sizeof path, s->arg->seq);
+        spool_fd = open(path, O_RDONLY | O_CLOEXEC);
+        unlink(path);
+        if (spool_fd < 0) { /* gone: the task's output could not be kept */
+            t->status = CREW_ENOMEM;
+            r->where = RES_INLINE;
+            r->len = 0;
+        }
     }
     const char *fname = wk.plugin->functions[s->arg->fn].name;
     char sig[32];
     const char *sname = signal_name(t, sig, sizeof sig);
     int code = status_code(t);
     pthread_mutex_lock(&R.io_lock);
-    cli_buf *b = &R.obuf;
-    size_t before = b->len;
     bool ok = true;
     if (R.format == FMT_RAW) {
-        ok = cli_buf_add(b, out, out_len);
+        ok = out_output(s, spool_fd);
     } else if (R.format == FMT_TSV) {
-        /* the record's own newline replaces one the output ends with */
-        size_t shown = out_len && out[out_len - 1] == '\n' ? out_len - 1 : out_len;
-        ok = cli_buf_printf(b, "%llu\t%s\t", (unsigned long long)s->arg->seq, fname) &&
-             cli_buf_escape(b, s->arg->text, s->arg->len) &&
-             cli_buf_printf(b, "\t%s\t%d\t", status_word(t->status), code) &&
-             cli_buf_escape(b, out, shown) && cli_buf_add(b, "\n", 1);
+        ok = out_printf("%llu\t%s\t", (unsigned long long)s->arg->seq, fname) &&
+             out_field(s->arg->text, s->arg->len) &&
+             out_printf("\t%s\t%d\t", status_word(t->status), code) && out_output(s, spool_fd) &&
+             out_add("\n", 1);
     } else {
-        ok = cli_buf_printf(b, "{\"seq\":%llu,\"function\":", (unsigned long long)s->arg->seq) &&
-             json_string(b, fname, strlen(fname)) && cli_buf_add(b, ",\"argument\":", 12) &&
-             json_string(b, s->arg->text, s->arg->len) &&
-             cli_buf_printf(b, ",\"status\":\"%s\",\"code\":%d", status_word(t->status), code) &&
-             (!*sname || cli_buf_printf(b, ",\"signal\":\"%s\"", sname)) &&
-             cli_buf_add(b, ",\"output\":", 10) && json_string(b, out, out_len) &&
-             cli_buf_add(b, "}\n", 2);
+        ok = out_printf("{\"seq\":%llu,\"function\":\"%s\",\"argument\":\"",
+                        (unsigned long long)s->arg->seq, fname) &&
+             out_field(s->arg->text, s->arg->len) &&
+             out_printf("\",\"status\":\"%s\",\"code\":%d", status_word(t->status), code) &&
+             (!*sname || out_printf(",\"signal\":\"%s\"", sname)) &&
+             out_add(",\"output\":\"", 11) && out_output(s, spool_fd) && out_add("\"}\n", 3);
     }
-    free(owned);
+    if (spool_fd >= 0)
+        close(spool_fd);
+    if (r->where == RES_HEAP) /* not written: the run stopped */
+        free(r->heap);
     if (!ok) {
         pthread_mutex_unlock(&R.io_lock);
-        fatal("out of memory writing a record");
+        if (!R.fatal)
+            fatal("out of memory writing a record");
         return;
     }
-    R.out_pos += b->len - before;
-    task_result *r = s->res;
     double start = t->status < 0 && t->status != CREW_EINVAL ? s->given_at : r->t0;
     double end = t->status < 0 && t->status != CREW_EINVAL ? cli_wall() : r->t1;
     cli_log_entry le = {.seq = s->arg->seq, .status = status_word(t->status), .code = code,
@@ -541,6 +620,7 @@ static bool slot_ready(slot *s, const cli_task_text *tt)
     s->res->where = RES_INLINE;
     s->res->heap = NULL;
     s->res->t0 = s->res->t1 = 0;
+    s->res->spool_error = 0;
     s->task = (crew_task){.fn = run_task, .arg = s->arg, .arg_size = need};
     s->line_no = tt->line_no;
     s->given_at = coarse_wall();
@@ -632,13 +712,7 @@ static void settle(slot *s)
     if (s->task.status == CREW_ECANCELED) {
         /* not run: not logged, so a resume runs it */
         R.n_cancelled++;
-        if (s->res->where == RES_HEAP)
-            free(s->res->heap);
-        if (s->res->where == RES_SPOOL) {
-            char path[4200];
-            spool_path(path, sizeof path, s->arg->seq);
-            unlink(path);
-        }
+        discard(s);
         R.stopped_emitting = true;
         return;
     }
@@ -657,12 +731,14 @@ static void feed_done(void *ctx, crew_task *task)
     slot *s = (slot *)task;
     s->finished = true;
     if (wk.processes && s->task.status < 0 && s->task.status != CREW_EINVAL) {
-        /* a crash left no result: drop what it may have spooled */
-        char path[4200];
-        spool_path(path, sizeof path, s->arg->seq);
-        unlink(path);
-        s->res->where = RES_INLINE;
-        s->res->len = 0;
+        /* A crash left no result, only perhaps part of a spool file. */
+        s->res->where = RES_SPOOL;
+        discard(s);
+    } else if (s->res->spool_error) {
+        /* Its output could not be kept whole (no memory, a full disk):
+         * the task fails with "memory" rather than show part of it. */
+        s->task.status = CREW_ENOMEM;
+        discard(s);
     }
     if (R.unordered) {
         settle(s);
@@ -676,13 +752,7 @@ static void feed_done(void *ctx, crew_task *task)
     while (R.written < R.given && R.order[R.written % R.window]->finished) {
         slot *o = R.order[R.written % R.window];
         if (R.stopped_emitting && o->task.status != CREW_ECANCELED) {
-            if (o->res->where == RES_HEAP)
-                free(o->res->heap);
-            if (o->res->where == RES_SPOOL) {
-                char path[4200];
-                spool_path(path, sizeof path, o->arg->seq);
-                unlink(path);
-            }
+            discard(o);
         } else {
             settle(o);
         }
@@ -1187,6 +1257,18 @@ int cli_run(int argc, char **argv)
 {
     pthread_mutex_init(&R.io_lock, NULL);
     R.flushed_at = coarse_now();
+    /* Signals go to one thread; block them first, so that every thread
+     * and worker process inherits the mask, and a signal that comes while
+     * the run is being set up waits for that thread (SIGUSR1 would kill an
+     * unprepared process).  A closed reader is seen as EPIPE (flush_io). */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     int rc = parse_options(argc, argv);
     if (rc < 0)
         return CLI_OK; /* --help */
@@ -1197,16 +1279,6 @@ int cli_run(int argc, char **argv)
         remove_spool();
         return rc;
     }
-
-    /* Signals go to one thread; block them before any thread or worker
-     * process exists, so that all inherit the mask. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     crew_config cfg = {.workers = R.jobs_now, .isolation = R.isolation,
                        .trace_path = R.trace_path};
@@ -1235,11 +1307,12 @@ int cli_run(int argc, char **argv)
     flush_io();
     pthread_mutex_unlock(&R.io_lock);
     if (R.bar)
-        cli_progress_end(R.bar, true);
-    crew_close(R.pool);
+        cli_progress_end(R.bar, !R.broken_pipe);
+    /* The signal thread resizes the pool: it goes first. */
     atomic_store(&R.quit_signal_thread, true);
     if (R.signal_thread_running)
         pthread_join(R.signal_thread, NULL);
+    crew_close(R.pool);
     /* thread pools: the plugin's fini, once per worker thread that ran init */
     for (worker_state *w = thread_states, *next; w; w = next) {
         next = w->next;
@@ -1264,6 +1337,10 @@ int cli_run(int argc, char **argv)
     crew_arena_close(R.data);
     crew_arena_close(R.outbox);
     free(R.outbox_mem);
+    if (R.broken_pipe) {
+        signal(SIGPIPE, SIG_DFL);
+        raise(SIGPIPE);
+    }
     if (R.fatal)
         return R.fatal;
     if (interrupted)
