@@ -30,6 +30,13 @@ if grep -Eq '^CREW_SANITIZE:[A-Z]*=.+' "$BUILD/../CMakeCache.txt" 2>/dev/null; t
     SANITIZED=1
 fi
 
+# A sanitizer's report ends crew with a status no test expects (not 0, 1,
+# 2 or 130), so a leak or an error cannot pass for an ordinary failure.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}exitcode=86"
+UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86"
+TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}exitcode=86"
+export ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS
+
 fail() {
     echo "FAIL: $*" >&2
     exit 1
