@@ -1175,9 +1175,17 @@ int cli_run(int argc, char **argv)
     }
     remove_spool();
     int interrupted = atomic_load(&R.interrupts);
-    if (R.n_cancelled && !interrupted && !R.fatal && R.stop_on_error)
-        cli_error("stopped after a task failed: %llu tasks not run",
-                  (unsigned long long)R.n_cancelled);
+    /* Tasks a stop left out: the ones cancelled in a queue, and the ones
+     * never read from the source (a thread pool reads no further). */
+    bool stopped = R.stop_on_error && R.n_failed && (R.n_cancelled || !R.source_done);
+    if (stopped && !interrupted && !R.fatal) {
+        uint64_t written = R.n_skipped + R.n_ok + R.n_failed;
+        if (R.total)
+            cli_error("stopped after a task failed: %llu of %llu tasks not run",
+                      (unsigned long long)(R.total - written), (unsigned long long)R.total);
+        else
+            cli_error("stopped after a task failed: the tasks after it were not run");
+    }
     cli_source_close(&R.src);
     cli_joblog_close(&R.log);
     if (R.output_path && R.out_fd >= 0 && close(R.out_fd) != 0) {
