@@ -163,8 +163,15 @@ for iso in threads processes; do
         n=$(lines "$T/stop.out")
         [ "$n" -ge 3 ] && [ "$n" -lt 20 ] || fail "$iso -j $j --stop-on-error: $n records"
         grep -q "^3	fail	" "$T/stop.out" || fail "$iso -j $j: no record of the failure"
+        grep -q "stopped after a task failed: $((63 - n)) of 63 tasks not run" "$T/stop.err" ||
+            fail "$iso -j $j --stop-on-error: message $(cat "$T/stop.err")"
     done
 done
+# from a pipe the number left is not known
+cat "$T/stop.tasks" | expect_rc 1 run -j 1 --stop-on-error - >"$T/stop.out" 2>"$T/stop.err"
+[ "$(lines "$T/stop.out")" = 3 ] || fail "--stop-on-error from stdin: records"
+grep -q "stopped after a task failed: the tasks after it were not run" "$T/stop.err" ||
+    fail "--stop-on-error from stdin: message $(cat "$T/stop.err")"
 
 # ---- streaming ---------------------------------------------------------------
 
