@@ -104,6 +104,39 @@ for iso in threads processes; do
     fi
 done
 
+note "a kill between a record and its log line, and within a log line"
+# Made by hand from a finished run, as a kill may leave them: the output
+# holds record 101 (and half of 102) that the log does not claim, the log
+# half of the line for 101.  Resume must cut both back and finish.
+expect_rc 0 run -j 2 --joblog "$T/log" -o "$T/out" "$T/tasks"
+python3 - "$T/out" "$T/log" <<'EOF2'
+import sys
+out_path, log_path = sys.argv[1], sys.argv[2]
+log = open(log_path, "rb").read().split(b"\n")
+keep = log[:102]                     # identity, header, tasks 1..100
+end = int(keep[-1].split(b"\t")[7])  # where record 100 ends
+out = open(out_path, "rb").read()
+rec101_end = int(log[102].split(b"\t")[7])
+rec102_end = int(log[103].split(b"\t")[7])
+half102 = out[rec101_end:(rec101_end + rec102_end) // 2]
+open(out_path, "wb").write(out[:rec101_end] + half102)
+open(log_path, "wb").write(b"\n".join(keep) + b"\n" + log[102][:len(log[102]) // 2])
+EOF2
+expect_rc 0 run -j 2 --joblog "$T/log" -o "$T/out" --resume "$T/tasks"
+same "$T/out" "$T/want" "resumed after a record without its log line"
+$CHECK check tsv "$T/tasks" "$DATA" "$T/out" --log "$T/log" || fail "that resumed log"
+
+note "--unordered: SIGKILL, then --resume"
+rm -f "$T/out" "$T/log"
+(run_bg -j 2 --unordered --joblog "$T/log" -o "$T/out" "$T/tasks") &
+pid=$!
+wait_for 600 log_has "$T/log" 100
+kill -KILL $pid
+expect_rc 137 wait $pid
+expect_rc 0 run -j 2 --unordered --joblog "$T/log" -o "$T/out" --resume "$T/tasks"
+$CHECK check tsv "$T/tasks" "$DATA" "$T/out" --unordered --log "$T/log" ||
+    fail "--unordered: killed and resumed"
+
 note "--resume-failed"
 $CHECK tasks mixed 200 >"$T/mixed.tasks"
 $CHECK expect tsv "$T/mixed.tasks" "$DATA" >"$T/mixed.want"
