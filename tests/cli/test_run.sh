@@ -127,9 +127,9 @@ for iso in threads processes; do
     done
 done
 # no spool file or directory left behind (TMPDIR is $T)
-if ls "$T" | grep -q '^crew-run'; then
-    fail "spool directory left in TMPDIR: $(ls "$T")"
-fi
+for d in "$T"/crew-run*; do
+    [ ! -e "$d" ] || fail "spool directory left in TMPDIR: $d"
+done
 
 # ---- failures -----------------------------------------------------------------
 

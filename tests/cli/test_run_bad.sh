@@ -39,7 +39,9 @@ try_bad() {
         diff "$T/before" "$T/after" >&2 || true
         fail "$what: changed files"
     }
-    ls "$T" | grep -q '^crew-run' && fail "$what: left a spool directory" || true
+    for d in "$T"/crew-run*; do
+        [ ! -e "$d" ] || fail "$what: left a spool directory"
+    done
 }
 
 # bad PATTERN ARGS...: try_bad with -o out --joblog log added, once where
