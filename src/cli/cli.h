@@ -39,6 +39,12 @@ bool cli_parse_uint(const char *s, unsigned long long max, unsigned long long *o
 /* "1.5 GiB" and the like, into buf. */
 const char *cli_human_size(double bytes, char *buf, size_t size);
 
+/* open(path, flags | O_CREAT | O_CLOEXEC, 0666) without truncating, and
+ * *created set when the file did not exist: a command refused after
+ * opening its outputs removes what it created and leaves the rest as it
+ * was.  -1 and errno on failure. */
+int cli_open_keep(const char *path, int flags, bool *created);
+
 /* Monotonic and wall clocks, in seconds. */
 double cli_now(void);
 double cli_wall(void);

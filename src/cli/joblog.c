@@ -198,50 +198,63 @@ int cli_joblog_open(cli_joblog *l, const char *path, bool resume, const char *id
     memset(l, 0, sizeof *l);
     l->path = path;
     l->fd = -1;
+    l->identity = identity;
     if (!path)
         return 0;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | (resume ? 0 : O_TRUNC), 0666);
+    int fd = cli_open_keep(path, O_RDWR, &l->created);
     if (fd < 0) {
         cli_error("cannot write job log %s: %s", path, strerror(errno));
         return -1;
     }
+    l->fd = fd;
     struct stat st;
     if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && resume) {
         cli_error("job log %s is not a regular file", path);
-        close(fd);
+        cli_joblog_abandon(l);
         return -1;
     }
-    long long keep = 0;
     if (resume && st.st_size > 0) {
-        keep = read_log(l, fd, identity);
-        if (keep < 0) {
-            close(fd);
+        l->keep = read_log(l, fd, identity);
+        if (l->keep < 0) {
+            cli_joblog_abandon(l);
             return -1;
         }
-        if (keep < 2 && l->lines == 0)
-            keep = 0;
+        if (l->keep < 2 && l->lines == 0)
+            l->keep = 0;
     }
-    if (S_ISREG(st.st_mode) && ftruncate(fd, keep) != 0) {
-        cli_error("cannot write job log %s: %s", path, strerror(errno));
-        close(fd);
+    return 0;
+}
+
+int cli_joblog_begin(cli_joblog *l)
+{
+    if (l->fd < 0)
+        return 0;
+    struct stat st;
+    if (fstat(l->fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(l->fd, l->keep) != 0) {
+        cli_error("cannot write job log %s: %s", l->path, strerror(errno));
         return -1;
     }
-    lseek(fd, 0, SEEK_END);
-    l->fd = fd;
-    if (keep == 0) {
+    lseek(l->fd, 0, SEEK_END);
+    if (l->keep == 0) {
         cli_buf b = {0};
-        bool ok = cli_buf_add(&b, identity, strlen(identity)) && cli_buf_add(&b, "\n", 1) &&
-                  cli_buf_add(&b, header, sizeof header - 1);
-        ssize_t w = ok ? write(fd, b.p, b.len) : -1;
+        bool ok = cli_buf_add(&b, l->identity, strlen(l->identity)) &&
+                  cli_buf_add(&b, "\n", 1) && cli_buf_add(&b, header, sizeof header - 1);
+        ssize_t w = ok ? write(l->fd, b.p, b.len) : -1;
         free(b.p);
         if (w != (ssize_t)(ok ? b.len : 1)) {
-            cli_error("cannot write job log %s: %s", path, w < 0 ? strerror(errno) : "short write");
-            close(fd);
-            l->fd = -1;
+            cli_error("cannot write job log %s: %s", l->path,
+                      w < 0 ? strerror(errno) : "short write");
             return -1;
         }
     }
     return 0;
+}
+
+void cli_joblog_abandon(cli_joblog *l)
+{
+    if (l->fd >= 0 && l->created)
+        unlink(l->path);
+    cli_joblog_close(l);
 }
 
 bool cli_joblog_format(const cli_log_entry *e, cli_buf *b)

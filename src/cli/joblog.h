@@ -21,6 +21,9 @@ typedef struct cli_joblog {
     uint64_t lines, failed;
     uint64_t out_end;       /* output offset after the last task logged */
     bool have_out_end;
+    bool created;           /* the file did not exist before cli_joblog_open */
+    long long keep;         /* bytes of the old log that cli_joblog_begin keeps */
+    const char *identity;
 } cli_joblog;
 
 /* One finished task, as the log line says it. */
@@ -37,9 +40,20 @@ typedef struct cli_log_entry {
 } cli_log_entry;
 
 /* Open the log for writing; with resume, read it first (a missing file is
- * an empty log).  identity is the job's first line: a log whose identity
- * differs is refused.  0, or -1 after a message. */
+ * an empty log).  identity is the job's first line (kept by pointer until
+ * cli_joblog_begin): a log whose identity differs is refused.  Nothing is
+ * written yet, so a run refused after this leaves an existing log as it
+ * was (cli_joblog_abandon).  0, or -1 after a message. */
 int cli_joblog_open(cli_joblog *l, const char *path, bool resume, const char *identity);
+
+/* The run goes ahead: cut the log to what resume keeps (nothing without
+ * resume) and write the first lines if it is empty.  0, or -1 after a
+ * message. */
+int cli_joblog_begin(cli_joblog *l);
+
+/* The run was refused before cli_joblog_begin: remove the log if
+ * cli_joblog_open created it, and close it. */
+void cli_joblog_abandon(cli_joblog *l);
 
 /* The hash the log keeps of a task's function and argument. */
 uint32_t cli_joblog_hash(const char *fn, const char *arg, size_t arg_len);

@@ -112,6 +112,8 @@ static struct {
     cli_source src;
     cli_joblog log;
     int out_fd;
+    bool out_created;  /* -o did not exist: a refused run removes it */
+    off_t out_cut;     /* --resume: where commit_files cuts the output */
     uint64_t out_pos;
     cli_progress *bar;
     slot *slots;
@@ -933,6 +935,7 @@ static int parse_options(int argc, char **argv)
     };
     R.isolation = -1;
     R.progress = -1;
+    R.out_fd = -1;
     R.window = 1024;
     optind = 0;
     opterr = 0;
@@ -1033,38 +1036,36 @@ static int parse_options(int argc, char **argv)
                                "--isolation processes (a thread cannot be killed)");
     if (R.isolation < 0)
         R.isolation = proc_only ? CREW_PROCESSES : CREW_THREADS;
+    char err[600];
+    R.jobs_now = parse_jobs(R.jobs_arg ? R.jobs_arg : "0", err, sizeof err, true);
+    if (!R.jobs_now)
+        return cli_usage_error("%s", err);
     return 0;
 }
 
 /* ---- the run ------------------------------------------------------------- */
 
+/* Open -o without truncating it yet (commit_files does, once nothing can
+ * refuse the run any more); stdout as it is. */
 static int open_output(void)
 {
     if (!R.output_path) {
         R.out_fd = STDOUT_FILENO;
-        struct stat st;
-        /* records are counted from where stdout stands, so resume can cut
-         * a regular file back to the log's last record */
-        if (fstat(R.out_fd, &st) == 0 && S_ISREG(st.st_mode)) {
-            off_t at = lseek(R.out_fd, 0, SEEK_END);
-            R.out_pos = at > 0 ? (uint64_t)at : 0;
-        }
         return 0;
     }
-    R.out_fd = open(R.output_path, O_WRONLY | O_CREAT | O_CLOEXEC | (R.resume ? 0 : O_TRUNC),
-                    0666);
+    R.out_fd = cli_open_keep(R.output_path, O_WRONLY, &R.out_created);
     if (R.out_fd < 0) {
         cli_error("cannot write output %s: %s", R.output_path, strerror(errno));
         return -1;
     }
-    off_t at = lseek(R.out_fd, 0, SEEK_END);
-    R.out_pos = at > 0 ? (uint64_t)at : 0;
     return 0;
 }
 
-/* Cut the output back to the end of the last record the log has. */
-static int resume_output(void)
+/* With --resume: where to cut the output back to (the end of the last
+ * record the log has), in R.out_cut; -1: nowhere. */
+static int check_resume_output(void)
 {
+    R.out_cut = -1;
     if (!R.resume)
         return 0;
     struct stat st;
@@ -1082,12 +1083,42 @@ static int resume_output(void)
                   (unsigned long long)end);
         return -1;
     }
-    if (ftruncate(R.out_fd, (off_t)end) != 0 || lseek(R.out_fd, (off_t)end, SEEK_SET) < 0) {
-        cli_error("cannot cut output back for --resume: %s", strerror(errno));
+    R.out_cut = (off_t)end;
+    return 0;
+}
+
+/* The run goes ahead: the job log starts, the output is emptied (without
+ * --resume) or cut back (with it).  Records are counted from where the
+ * output then ends, so resume can cut a file given as stdout (>>) back to
+ * the log's last record too. */
+static int commit_files(void)
+{
+    if (cli_joblog_begin(&R.log) != 0)
+        return -1;
+    struct stat st;
+    if (fstat(R.out_fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    off_t cut = R.out_cut >= 0 ? R.out_cut : R.output_path && !R.resume ? 0 : -1;
+    if (cut >= 0 && ftruncate(R.out_fd, cut) != 0) {
+        cli_error("cannot %s output %s: %s", R.resume ? "cut back" : "write",
+                  R.output_path ? R.output_path : "(stdout)", strerror(errno));
         return -1;
     }
-    R.out_pos = end;
+    off_t at = lseek(R.out_fd, 0, SEEK_END);
+    R.out_pos = at > 0 ? (uint64_t)at : 0;
     return 0;
+}
+
+/* The run was refused: remove the files it created, leave the others. */
+static void abandon_files(void)
+{
+    if (R.output_path && R.out_fd >= 0) {
+        if (R.out_created)
+            unlink(R.output_path);
+        close(R.out_fd);
+        R.out_fd = -1;
+    }
+    cli_joblog_abandon(&R.log);
 }
 
 /* A first pass over a rewindable source: every line is checked (and the
@@ -1191,7 +1222,7 @@ static int start(void)
         return CLI_USAGE;
     }
     wk.data = R.data;
-    char identity[512];
+    static char identity[512]; /* the log keeps it until commit_files */
     snprintf(identity, sizeof identity, "# crew joblog 1\tplugin=%s\tdata=%zu:%llx",
              R.plugin.table->name ? R.plugin.table->name : "?", crew_arena_size(R.data),
              (unsigned long long)crew_arena_root(R.data));
@@ -1206,15 +1237,8 @@ static int start(void)
         return CLI_USAGE;
     if (check_tasks() != 0)
         return CLI_USAGE;
-    if (open_output() != 0 || resume_output() != 0)
+    if (open_output() != 0 || check_resume_output() != 0)
         return CLI_USAGE;
-    char err[600];
-    unsigned jobs = parse_jobs(R.jobs_arg ? R.jobs_arg : "0", err, sizeof err, true);
-    if (!jobs) {
-        cli_error("%s", err);
-        return CLI_USAGE;
-    }
-    R.jobs_now = jobs;
     wk.processes = R.isolation == CREW_PROCESSES;
     if (wk.processes) {
         const char *tmp = getenv("TMPDIR");
@@ -1276,6 +1300,7 @@ int cli_run(int argc, char **argv)
         return rc;
     rc = start();
     if (rc >= 0) {
+        abandon_files();
         remove_spool();
         return rc;
     }
@@ -1291,6 +1316,12 @@ int cli_run(int argc, char **argv)
     rc = crew_open(&R.pool, &cfg);
     if (rc != 0) {
         cli_error("cannot start %u workers: %s", R.jobs_now, crew_strerror(rc));
+        abandon_files();
+        remove_spool();
+        return CLI_USAGE;
+    }
+    if (commit_files() != 0) {
+        crew_close(R.pool);
         remove_spool();
         return CLI_USAGE;
     }
@@ -1325,9 +1356,17 @@ int cli_run(int argc, char **argv)
     }
     remove_spool();
     int interrupted = atomic_load(&R.interrupts);
-    if (R.n_cancelled && !interrupted && !R.fatal && R.stop_on_error)
-        cli_error("stopped after a task failed: %llu tasks not run",
-                  (unsigned long long)R.n_cancelled);
+    /* Tasks a stop left out: the ones cancelled in a queue, and the ones
+     * never read from the source (a thread pool reads no further). */
+    bool stopped = R.stop_on_error && R.n_failed && (R.n_cancelled || !R.source_done);
+    if (stopped && !interrupted && !R.fatal) {
+        uint64_t written = R.n_skipped + R.n_ok + R.n_failed;
+        if (R.total)
+            cli_error("stopped after a task failed: %llu of %llu tasks not run",
+                      (unsigned long long)(R.total - written), (unsigned long long)R.total);
+        else
+            cli_error("stopped after a task failed: the tasks after it were not run");
+    }
     cli_source_close(&R.src);
     cli_joblog_close(&R.log);
     if (R.output_path && R.out_fd >= 0 && close(R.out_fd) != 0) {

@@ -1,13 +1,16 @@
 /*
- * util.c -- messages, option values and clocks for the subcommands.
+ * util.c -- messages, option values, clocks and output files for the
+ * subcommands.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -117,4 +120,16 @@ double cli_wall(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int cli_open_keep(const char *path, int flags, bool *created)
+{
+    int fd = open(path, flags | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    *created = fd >= 0;
+    if (fd < 0 && errno == EEXIST) {
+        fd = open(path, flags | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) /* a dangling symbolic link */
+            fd = open(path, flags | O_CREAT | O_CLOEXEC, 0666);
+    }
+    return fd;
 }
