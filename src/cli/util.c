@@ -13,7 +13,7 @@
 
 const char *cli_cmd = "";
 
-static void vmessage(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void vmessage(const char *fmt, va_list ap)
 {
     /* One fprintf of a formatted line, so that concurrent messages from
      * several threads do not mix within a line. */
