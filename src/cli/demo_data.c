@@ -7,7 +7,7 @@
  * and takes its fields from their bits (products and customers have
  * streams 2 and 3).  A counter-based generator has no state to hand from
  * one row to the next, so any worker can write any range of rows, and the
- * data set is the same for 1 worker or 64.  tests/cli/test_demo.sh
+ * data set is the same for 1 worker or 64.  tests/cli/demo_expect.py
  * recomputes results from this definition, so a change here must change
  * the script too.
  *
