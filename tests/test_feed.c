@@ -287,8 +287,51 @@ static void test_crash(void)
     crew_close(pool);
 }
 
+/* A feed called from a task on a worker that crew_resize has just retired
+ * still runs all its tasks (the call's own participant never leaves). */
+static crew *nested_pool;
+static atomic_int shrunk;
+static int nested_outer(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)arg;
+    while (!atomic_load(&shrunk))
+        usleep(1000);
+    feed_ctx f = make(50);
+    crew_feed feed = {.next = next, .done = done, .ctx = &f};
+    ASSERT_OK(crew_run_feed(nested_pool, NULL, &feed));
+    ASSERT_EQ(f.given, 50);
+    check_all(&f);
+    release(&f);
+    *(int *)result = 1;
+    return 0;
+}
+
+static void *shrink_soon(void *arg)
+{
+    (void)arg;
+    usleep(50000);
+    ASSERT_OK(crew_resize(nested_pool, 1));
+    atomic_store(&shrunk, 1);
+    return NULL;
+}
+
+static void test_nested_retired(void)
+{
+    nested_pool = open_pool(CREW_THREADS, 2);
+    int ran[2] = {0, 0};
+    crew_task t[2] = {{.fn = nested_outer, .result = &ran[0]}, {.fn = nested_outer, .result = &ran[1]}};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, shrink_soon, NULL), 0);
+    ASSERT_OK(crew_run(nested_pool, NULL, t, 2, NULL));
+    pthread_join(th, NULL);
+    ASSERT_EQ(ran[0] + ran[1], 2);
+    crew_close(nested_pool);
+}
+
 int main(void)
 {
+    test_nested_retired();
     for (int iso = CREW_THREADS; iso <= CREW_PROCESSES; iso++) {
         test_all_run(iso);
         test_window(iso);

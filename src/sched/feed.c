@@ -75,14 +75,16 @@ static void run_task(crew__worker *w, feed_state *st, crew_task *t, uint64_t seq
     crew__count(&w->jobs, 1);
 }
 
-static void participate(crew__worker *w, feed_state *st)
+/* entry: the call's own participant, which stays until the feed ends
+ * (also on a worker crew_resize has just retired: the call must run). */
+static void participate(crew__worker *w, feed_state *st, bool entry)
 {
     bool pushed = false;
     pthread_mutex_lock(&st->lock);
     st->participants++;
     while (!st->ended) {
-        /* Retired by crew_resize (worker 0, the caller, never is). */
-        if (w->id >= crew__pool_active(w->pool))
+        /* Retired by crew_resize. */
+        if (!entry && w->id >= crew__pool_active(w->pool))
             break;
         pushed |= maybe_push(w, st);
         crew_task *t = NULL;
@@ -128,7 +130,7 @@ static void feed_job(crew__job *job, crew__worker *w)
     pthread_mutex_lock(&st->lock);
     st->waiting_copies--;
     pthread_mutex_unlock(&st->lock);
-    participate(w, st);
+    participate(w, st, false);
     crew__latch_done(&st->copies); /* last touch of st */
 }
 
@@ -137,7 +139,7 @@ static void feed_entry(crew__worker *w, void *arg)
     feed_state *st = arg;
     uint64_t t0 = w->pool->tracing ? crew__now_ns() : 0;
     crew__latch_init(&st->copies, 0, w);
-    participate(w, st);
+    participate(w, st, true);
     crew__work_wait(w, &st->copies);
     if (w->pool->tracing)
         crew__trace_add(&w->trace, "crew_run_feed", t0, st->seq);
