@@ -207,6 +207,19 @@ try_bad "job log log is from another job.*tasks end at 3" $OK -o out --joblog lo
 "$MKSNAP" "$T/other.crew" 5000
 try_bad "job log log is from another job" -p "$PLUG" -d "$T/other.crew" -o out --joblog log \
     --resume "$T/a.tasks"
+# other data of the same size and shape: only the contents differ
+head -c 1000 /dev/zero >"$T/zeros.bin"
+head -c 1000 /dev/zero | tr '\0' 'x' >"$T/xs.bin"
+"$CREW" pack -o "$T/zeros.crew" --name d --raw u8 "$T/zeros.bin" 2>/dev/null
+"$CREW" pack -o "$T/xs.crew" --name d --raw u8 "$T/xs.bin" 2>/dev/null
+[ "$(wc -c <"$T/zeros.crew")" = "$(wc -c <"$T/xs.crew")" ] || fail "the two packs differ in size"
+mkdir "$T/w2"
+(cd "$T/w2" && "$CREW" run -p "$PLUG" -d "$T/zeros.crew" -o out --joblog log "$T/a.tasks")
+saved_w=$W
+W=$T/w2
+try_bad "job log log is from another job" -p "$PLUG" -d "$T/xs.crew" -o out --joblog log \
+    --resume "$T/a.tasks"
+W=$saved_w
 # not a job log at all
 mv "$W/log" "$T/log.saved"
 printf 'just some text\nand more\n' >"$W/log"
