@@ -163,11 +163,6 @@ bool pack_add(pack_ctx *c, const char *name, int type, uint64_t count, crew_ref 
                   len > 40 ? "..." : "");
         return false;
     }
-    for (size_t i = 0; i < c->nsets; i++)
-        if (strcmp(c->sets[i].name, name) == 0) {
-            pack_error("two data sets named '%s' (give one another --name)", name);
-            return false;
-        }
     if (c->nsets == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 16;
         crew_dataset *sets = realloc(c->sets, cap * sizeof *sets);
@@ -467,9 +462,48 @@ static int make_arena(crew_arena **a)
     return rc;
 }
 
+static int by_string(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char *pack_duplicate(const char *const *names, size_t n, bool *no_memory)
+{
+    /* sorted, so that a million columns cost n log n, not n squared */
+    *no_memory = false;
+    const char **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!sorted) {
+        *no_memory = true;
+        return NULL;
+    }
+    memcpy(sorted, names, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, by_string);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && !dup; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0)
+            dup = sorted[i];
+    free(sorted);
+    return dup;
+}
+
 /* Catalog, freeze, save; then the one-line summary. */
 static bool finish(pack_ctx *c, const char *out)
 {
+    const char **names = malloc((c->nsets ? c->nsets : 1) * sizeof *names);
+    bool no_memory = !names;
+    const char *dup = NULL;
+    for (size_t i = 0; names && i < c->nsets; i++)
+        names[i] = c->sets[i].name;
+    if (names)
+        dup = pack_duplicate(names, c->nsets, &no_memory);
+    if (dup)
+        pack_error("two data sets named '%s' (give one another --name)", dup);
+    free(names);
+    if (dup || no_memory) {
+        if (no_memory)
+            pack_error("out of memory");
+        return false;
+    }
     int rc = crew_catalog_write(c->arena, c->sets, c->nsets);
     if (rc < 0) {
         pack_error("cannot write the catalog: %s", crew_strerror(rc));

@@ -46,6 +46,10 @@ typedef struct pack_file {
  * message gets a line of its own. */
 void pack_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The first name that occurs twice in names[0, n), or NULL (also when out
+ * of memory: *no_memory is then set). */
+const char *pack_duplicate(const char *const *names, size_t n, bool *no_memory);
+
 /* Open in->file for reading (stdin for "-"), with a PACK_CHUNK buffer.
  * Prints the error and returns false when it cannot be opened or is a
  * directory. */

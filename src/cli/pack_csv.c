@@ -200,11 +200,6 @@ static bool name_columns(csv *t)
                 pack_error("%s:1:%zu: the header gives this column no name", t->label, i + 1);
                 return false;
             }
-            for (size_t j = 0; j < i; j++)
-                if (strcmp(t->names[j] + strlen(prefix) + strlen(dot), col) == 0) {
-                    pack_error("%s:1:%zu: a second column named '%s'", t->label, i + 1, col);
-                    return false;
-                }
         }
         size_t size = strlen(prefix) + strlen(dot) + strlen(col) + 1;
         if (!(t->names[i] = malloc(size))) {
@@ -212,6 +207,22 @@ static bool name_columns(csv *t)
             return false;
         }
         snprintf(t->names[i], size, "%s%s%s", prefix, dot, col);
+    }
+    bool no_memory;
+    const char *dup = pack_duplicate((const char *const *)t->names, t->ncols, &no_memory);
+    if (dup || no_memory) {
+        if (dup) {
+            size_t first = 0, second = 0;
+            while (strcmp(t->names[first], dup) != 0)
+                first++;
+            for (second = first + 1; strcmp(t->names[second], dup) != 0; second++)
+                ;
+            pack_error("%s:1:%zu: a second column named '%s'", t->label, second + 1,
+                       dup + strlen(prefix) + strlen(dot));
+        }
+        else
+            pack_error("out of memory");
+        return false;
     }
     return true;
 }
