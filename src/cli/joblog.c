@@ -25,6 +25,8 @@
 #include "cli/cli.h"
 #include "cli/joblog.h"
 
+#define SEQ_SLACK ((uint64_t)1 << 24)
+
 static const char header[] =
     "seq\tstatus\tcode\tsignal\tstart\tduration\tretries\toutput_end\tfunction\targument\n";
 
@@ -165,9 +167,20 @@ static long long read_log(cli_joblog *l, int fd, const char *identity)
             errno = 0;
             unsigned long long seq = strtoull(field[0], &end, 10);
             unsigned long long out_end = nf == 10 ? strtoull(field[7], NULL, 10) : 0;
-            if (nf != 10 || *end || errno || seq == 0 || seq > (1ull << 40)) {
+            if (nf != 10 || *end || errno || seq == 0) {
                 cli_error("%s:%llu: not a crew job log line", l->path,
                           (unsigned long long)line_no);
+                rc = -1;
+                break;
+            }
+            /* Tasks are logged about in order: ahead of the lines before
+             * by at most a window (2^20) of tasks per run that was cut
+             * short.  A number far beyond is not this job's, and must not
+             * make us allocate for it. */
+            if (seq > l->lines + SEQ_SLACK) {
+                cli_error("%s:%llu: task number %llu after only %llu lines: not a log of this job",
+                          l->path, (unsigned long long)line_no, seq,
+                          (unsigned long long)l->lines);
                 rc = -1;
                 break;
             }
@@ -187,9 +200,6 @@ static long long read_log(cli_joblog *l, int fd, const char *identity)
     }
     free(line);
     fclose(f);
-    if (rc == 0 && line_no == 1 && keep == 0) {
-        /* only a partial first line: treat as empty */
-    }
     return rc < 0 ? -1 : keep;
 }
 

@@ -224,6 +224,10 @@ W=$saved_w
 mv "$W/log" "$T/log.saved"
 printf 'just some text\nand more\n' >"$W/log"
 try_bad "job log log is from another job" $OK -o out --joblog log --resume "$T/a.tasks"
+# a task number far beyond the log's length (must not allocate for it)
+cp "$T/log.saved" "$W/log"
+printf '1000000000\tok\t0\t\t0\t0\t0\t10\techo\ta\n' >>"$W/log"
+try_bad "task number 1000000000 after only 5 lines" $OK -o out --joblog log --resume "$T/a.tasks"
 mv "$T/log.saved" "$W/log"
 # an output shorter than the log says: not the output of this job
 printf 'x\n' >"$W/out"
