@@ -31,6 +31,11 @@ static int reader_line(cli_reader *r, const char *name, char **line, size_t *len
         if (nl || (r->eof && r->start < r->end)) {
             char *s = r->buf + r->start;
             size_t n = nl ? (size_t)(nl - s) : r->end - r->start;
+            if (n > CLI_MAX_LINE) {
+                cli_error("%s:%llu: line longer than %zu MiB", name,
+                          (unsigned long long)r->line_no + 1, CLI_MAX_LINE >> 20);
+                return -1;
+            }
             r->start += n + (nl != NULL);
             if (n && s[n - 1] == '\r')
                 n--;
@@ -107,6 +112,8 @@ int cli_source_open(cli_source *s, const cli_plugin *p, const char *path, char *
     if (!path || !strcmp(path, "-")) {
         s->name = "-";
         s->r.fd = STDIN_FILENO;
+        off_t at = lseek(STDIN_FILENO, 0, SEEK_CUR);
+        s->r.origin = at > 0 ? (long long)at : 0;
         return 0;
     }
     s->name = path;
@@ -139,7 +146,7 @@ int cli_source_rewind(cli_source *s)
     s->seq = 0;
     if (s->list)
         return 0;
-    if (lseek(s->r.fd, 0, SEEK_SET) != 0) {
+    if (lseek(s->r.fd, (off_t)s->r.origin, SEEK_SET) != (off_t)s->r.origin) {
         cli_error("cannot read %s again: %s", s->name, strerror(errno));
         return -1;
     }

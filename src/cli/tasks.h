@@ -23,6 +23,7 @@ typedef struct cli_reader {
     char *buf;
     size_t cap, start, end;
     uint64_t line_no;
+    long long origin;    /* where the input started (stdin may be read partly) */
 } cli_reader;
 
 typedef struct cli_source {
