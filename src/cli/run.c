@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -135,6 +136,7 @@ static struct {
     atomic_bool quit_signal_thread;
     unsigned jobs_now;
     char spool_dir[4096];
+    int spool_lock;    /* held while the spool directory is in use */
 } R;
 
 /* ---- in the worker ------------------------------------------------------ */
@@ -1172,10 +1174,16 @@ static void remove_spool(void)
         return;
     remove_dir(R.spool_dir);
     R.spool_dir[0] = '\0';
+    if (R.spool_lock > 0)
+        close(R.spool_lock);
+    R.spool_lock = 0;
 }
 
-/* Spool directories are named crew-run.PID.XXXXXX: remove those of ours
- * whose run is gone (killed with SIGKILL, say). */
+/* Spool directories are named crew-run.PID.XXXXXX, and their run holds a
+ * lock on them (flock, inherited by its worker processes).  One whose lock
+ * is free belongs to a run that is gone (killed with SIGKILL, say): remove
+ * it.  A lock, not the PID, because /tmp may be shared across PID
+ * namespaces. */
 static void remove_stale_spools(const char *tmp)
 {
     DIR *d = opendir(tmp);
@@ -1183,17 +1191,20 @@ static void remove_stale_spools(const char *tmp)
         return;
     struct dirent *e;
     while ((e = readdir(d))) {
-        int pid;
-        char rest[16];
         struct stat st;
-        if (sscanf(e->d_name, "crew-run.%d.%15s", &pid, rest) != 2 || pid <= 0 ||
-            (kill(pid, 0) == 0 || errno != ESRCH) ||
+        if (strncmp(e->d_name, "crew-run.", 9) != 0 ||
             fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
             !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
             continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", tmp, e->d_name);
-        remove_dir(path);
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s", tmp, e->d_name);
+            remove_dir(path);
+        }
+        close(fd);
     }
     closedir(d);
 }
@@ -1255,11 +1266,17 @@ static int start(void)
         tmp = tmp && *tmp ? tmp : "/tmp";
         remove_stale_spools(tmp);
         snprintf(R.spool_dir, sizeof R.spool_dir, "%s/crew-run.%d.XXXXXX", tmp, (int)getpid());
-        if (!mkdtemp(R.spool_dir)) {
+        int lock = -1;
+        if (!mkdtemp(R.spool_dir) ||
+            (lock = open(R.spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+            flock(lock, LOCK_EX) != 0) {
             cli_error("cannot make a spool directory %s: %s", R.spool_dir, strerror(errno));
-            R.spool_dir[0] = '\0';
+            if (lock >= 0)
+                close(lock);
+            remove_spool();
             return CLI_USAGE;
         }
+        R.spool_lock = lock;
         wk.spool = R.spool_dir;
     }
     /* The outbox: one result slot per task of the window. */
