@@ -539,6 +539,8 @@ static int drive(crew *pool, call *c)
     if (rc < 0)
         return rc;
     atomic_store_explicit(&h->stop, 0, memory_order_relaxed);
+    /* ranges stop on a failure anyway; crash and timeout are seen here */
+    h->stop_on_error = c->kind == CALL_RUN && c->opts->stop_on_error;
     atomic_store_explicit(&h->in_call, 1, memory_order_seq_cst);
     if (h->timeout_ns || h->mem_limit_pages)
         crew__proc_poke(p);

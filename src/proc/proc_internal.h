@@ -107,6 +107,7 @@ typedef struct proc_shared {
     _Atomic uint32_t slots_used;   /* slots [0, slots_used) have ever had a worker */
     _Atomic uint32_t in_call;      /* a call is running: the supervisor ticks */
     _Atomic uint32_t stop;         /* stop_on_error tripped: cancel what is left */
+    uint32_t stop_on_error;        /* the call's: a worker whose task fails sets stop */
     /* A freeze asks workers to drop writable mappings of the arena at
      * revoke_base: revoke_gen moves, each worker answers in its slot. */
     _Atomic uint64_t revoke_base;

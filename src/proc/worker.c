@@ -334,6 +334,10 @@ static void run(proc_map *m, unsigned w, uint32_t k, int statm_fd)
             pause();
     d->status = status;
     d->detail = 0;
+    /* Stop the others now: waiting for the caller to see this failure
+     * would let the workers start the tasks queued meanwhile. */
+    if (status > 0 && h->stop_on_error)
+        atomic_store_explicit(&h->stop, 1, memory_order_release);
     st = D_RUNNING_BY(w);
     /* release: status and results are written before DONE is seen */
     atomic_compare_exchange_strong_explicit(&d->state, &st, D_DONE, memory_order_release,
