@@ -155,7 +155,8 @@ typedef struct crew_config {
     /* Called in each worker process as it ends normally (retired by
      * crew_resize, or at crew_close), with worker_ctx: per-process state
      * set up by tasks can be flushed or released there.  Not called for a
-     * worker that crashed or was killed. */
+     * worker that crashed or was killed.  crew_close waits up to 2 s in
+     * all for the workers to return from it, then kills them. */
     void (*worker_exit)(void *worker_ctx);
     void *worker_ctx;
 } crew_config;

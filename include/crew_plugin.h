@@ -80,7 +80,8 @@ typedef struct crew_plugin {
     /*
      * Optional.  init runs once in each worker (thread or process) before
      * its first task, and may set *state; a nonzero return fails every
-     * task of that worker with that code.  fini(state) runs once for each
+     * task of that worker with that code (a negative one: its absolute
+     * value), the output saying init failed.  fini(state) runs once for each
      * successful init when the run ends: in the worker process for
      * --isolation processes, on the main thread for threads.  A worker
      * process killed by a timeout or a crash runs no fini.

@@ -15,7 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,16 +61,6 @@ bool cli_buf_escape(cli_buf *b, const char *p, size_t n)
         run = i + 1;
     }
     return cli_buf_add(b, p + run, n - run);
-}
-
-bool cli_buf_printf(cli_buf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    return n >= 0 && (size_t)n < sizeof tmp && cli_buf_add(b, tmp, (size_t)n);
 }
 
 uint32_t cli_joblog_hash(const char *fn, const char *arg, size_t arg_len)

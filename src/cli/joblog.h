@@ -68,7 +68,6 @@ typedef struct cli_buf {
 } cli_buf;
 bool cli_buf_add(cli_buf *b, const void *p, size_t n);
 bool cli_buf_escape(cli_buf *b, const char *p, size_t n);
-bool cli_buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Append the log line for one task to b.  false: out of memory. */
 bool cli_joblog_format(const cli_log_entry *e, cli_buf *b);

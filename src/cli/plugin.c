@@ -7,6 +7,7 @@
  * refused with a message before any task runs.
  */
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,15 @@
 
 #define MAX_NAME 64
 
-static const crew_plugin *sort_table;
+/* Sorting pairs of (name, index) keeps qsort's comparison free of globals. */
+typedef struct named {
+    const char *name;
+    size_t index;
+} named;
 
 static int by_name(const void *a, const void *b)
 {
-    const crew_function *f = sort_table->functions;
-    return strcmp(f[*(const size_t *)a].name, f[*(const size_t *)b].name);
+    return strcmp(((const named *)a)->name, ((const named *)b)->name);
 }
 
 static int valid_name(const char *s)
@@ -83,21 +87,25 @@ int cli_plugin_load(cli_plugin *p, const char *path)
             goto fail;
         }
     }
+    named *sorted = malloc(t->n_functions * sizeof *sorted);
     p->by_name = malloc(t->n_functions * sizeof *p->by_name);
-    if (!p->by_name) {
+    if (!sorted || !p->by_name) {
+        free(sorted);
         cli_error("out of memory");
         goto fail;
     }
     for (size_t i = 0; i < t->n_functions; i++)
-        p->by_name[i] = i;
-    sort_table = t;
-    qsort(p->by_name, t->n_functions, sizeof *p->by_name, by_name);
-    for (size_t i = 1; i < t->n_functions; i++)
-        if (!strcmp(t->functions[p->by_name[i]].name, t->functions[p->by_name[i - 1]].name)) {
-            cli_error("plugin %s defines function '%s' twice", p->path,
-                      t->functions[p->by_name[i]].name);
+        sorted[i] = (named){t->functions[i].name, i};
+    qsort(sorted, t->n_functions, sizeof *sorted, by_name);
+    for (size_t i = 0; i < t->n_functions; i++) {
+        p->by_name[i] = sorted[i].index;
+        if (i && !strcmp(sorted[i].name, sorted[i - 1].name)) {
+            cli_error("plugin %s defines function '%s' twice", p->path, sorted[i].name);
+            free(sorted);
             goto fail;
         }
+    }
+    free(sorted);
     p->table = t;
     return 0;
 fail:
@@ -130,11 +138,14 @@ long cli_plugin_find(const cli_plugin *p, const char *name, size_t len)
 void cli_plugin_list(const cli_plugin *p)
 {
     const crew_plugin *t = p->table;
-    printf("%s%s%s\n", t->name ? t->name : "(unnamed plugin)", t->description ? ": " : "",
-           t->description ? t->description : "");
-    for (size_t i = 0; i < t->n_functions; i++)
-        printf("  %-20s %s\n", t->functions[i].name,
-               t->functions[i].help ? t->functions[i].help : "");
+    bool described = t->description && *t->description;
+    printf("%s%s%.*s\n", t->name ? t->name : "(unnamed plugin)", described ? ": " : "",
+           described ? (int)strcspn(t->description, "\n") : 0, described ? t->description : "");
+    /* one line per function: a help text is cut at its first newline */
+    for (size_t i = 0; i < t->n_functions; i++) {
+        const char *help = t->functions[i].help ? t->functions[i].help : "";
+        printf("  %-20s %.*s\n", t->functions[i].name, (int)strcspn(help, "\n"), help);
+    }
 }
 
 void cli_plugin_unload(cli_plugin *p)

@@ -798,8 +798,13 @@ static unsigned parse_jobs(const char *s, char *err, size_t err_size, bool allow
         }
         line[strcspn(line, " \t\r\n")] = '\0';
         unsigned j = parse_jobs(line, err, err_size, false);
+        bool printable = true;
+        for (const char *c = line; *c; c++)
+            printable &= *c >= 0x20 && *c < 0x7f;
         if (!j)
-            snprintf(err, err_size, "-j file %s holds '%s', not a number of workers", s, line);
+            snprintf(err, err_size,
+                     "-j file %s holds '%s', not a number of workers (0 = every CPU, at most %u), "
+                     "or N%%", s, printable ? line : "(not text)", (unsigned)CREW_MAX_WORKERS);
         return j;
     }
     snprintf(err, err_size,
