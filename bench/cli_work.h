@@ -9,7 +9,7 @@
  *                GNU parallel and xargs) both print CLI_SHORT_LINE.
  *   heavy tasks  cli_heavy(data, i): a sum of mixed 64-bit words over the
  *                whole of a snapshot's array, starting at a place that
- *                depends on i: about 65 ms for 256 MiB on the machine of
+ *                depends on i: 70-85 ms for 256 MiB on the machine of
  *                docs/PERFORMANCE.md.  The plugin function `heavy`
  *                and lib_run (peers/lib_run.c: crew_run through the
  *                library) both print CLI_HEAVY_LINE.
