@@ -456,6 +456,11 @@ static void part_short(const cli_opts *co)
     for (int i = 0; i < S_PEERS; i++)
         if (bench_selected(o, p[i].name))
             rate_line(&p[i], n, p);
+    /* GNU parallel (a Perl process and W jobs) keeps more processes
+     * runnable than there are CPUs: some pressure here is its own. */
+    if (p[S_PARALLEL].n)
+        printf("# short: GNU parallel makes CPU pressure of its own (21%% over 10 s on an "
+               "idle machine with 2 CPUs): compare with the 'before' line\n");
     bench_print_pressure("short");
     fflush(stdout);
     free(sorted);
@@ -659,6 +664,9 @@ int main(int argc, char **argv)
                    BENCH_PLUGIN);
     make_work_dir();
 
+    /* Each part ends with the pressure over its last seconds; this line
+     * says what the machine was doing before any of it ran. */
+    bench_print_pressure("before");
     bench_opts parts = {.peers = co.parts};
     if (bench_selected(&parts, "short"))
         part_short(&co);
