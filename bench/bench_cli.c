@@ -479,6 +479,7 @@ typedef struct heavy_ctx {
     int verbose;
     int rounds[4];
     double cpu[4];     /* the least CPU time of the peer's rounds, s */
+    double wall[4][BENCH_MAX_REPS]; /* every round's time, s */
 } heavy_ctx;
 
 static const char *const heavy_names[4] = {"run-threads", "lib-threads", "run-procs",
@@ -487,6 +488,8 @@ static const char *const heavy_names[4] = {"run-threads", "lib-threads", "run-pr
 static void heavy_run(heavy_ctx *c, int i)
 {
     double cpu, t = run_cmd(c->argv[i], NULL, c->out_path, c->verbose, &cpu);
+    if (c->rounds[i] < BENCH_MAX_REPS)
+        c->wall[i][c->rounds[i]] = t;
     if (c->rounds[i]++ == 0 || cpu < c->cpu[i])
         c->cpu[i] = cpu;
     if (c->verbose)
@@ -509,9 +512,18 @@ static int expect_task(const void *shared, const void *arg, void *result)
     return cli_heavy_task(shared, *(const uint64_t *)arg, result) == 0 ? 0 : 1;
 }
 
+/*
+ * The line of one isolation: run = p[0], lib = p[1] of the pair at `at` in
+ * the context.  Under it, the CPU times, and the ratio of the two sides'
+ * times round by round: the machine's speed drifts from round to round
+ * (the CPU time of the same work with it), and a pair run back to back
+ * shares the drift, so their median says what the best-of figures say
+ * with less noise.
+ */
 static void heavy_line(const char *what, const cli_opts *co, const bench_peer *run,
-                       const bench_peer *lib, double run_cpu, double lib_cpu)
+                       const bench_peer *lib, const heavy_ctx *c, int at)
 {
+    double run_cpu = c->cpu[at], lib_cpu = c->cpu[at + 1];
     char name[64];
     snprintf(name, sizeof name, "heavy %s %zux%.0fMiB", what, co->heavy_n, co->mib);
     printf("%-32s run=%s", name, run->fig > 0 ? "" : "-");
@@ -529,6 +541,19 @@ static void heavy_line(const char *what, const cli_opts *co, const bench_peer *r
     if (run_cpu > 0 && lib_cpu > 0)
         printf("#   cpu time (user + system, least of the rounds): run %.1f ms, lib %.1f ms, "
                "run/lib=%.4f\n", run_cpu * 1e3, lib_cpu * 1e3, run_cpu / lib_cpu);
+    int n = c->rounds[at] < c->rounds[at + 1] ? c->rounds[at] : c->rounds[at + 1];
+    if (n > BENCH_MAX_REPS)
+        n = BENCH_MAX_REPS;
+    if (n > 0) {
+        double ratio[BENCH_MAX_REPS], lo = 0, hi = 0;
+        for (int r = 0; r < n; r++) {
+            ratio[r] = c->wall[at][r] / c->wall[at + 1][r];
+            lo = r == 0 || ratio[r] < lo ? ratio[r] : lo;
+            hi = r == 0 || ratio[r] > hi ? ratio[r] : hi;
+        }
+        printf("#   run/lib round by round: median %.4f, from %.4f to %.4f over %d rounds\n",
+               bench_pick(ratio, n, 1), lo, hi, n);
+    }
 }
 
 static void part_heavy(const cli_opts *co)
@@ -605,8 +630,8 @@ static void part_heavy(const cli_opts *co)
                       {heavy_names[3], lib_procs, heavy_check, 0}};
     bench_measure(p, 4, &c, &o);
     printf("# run/lib: crew run's time over lib_run's (below 1: crew run is faster)\n");
-    heavy_line("threads", co, &p[0], &p[1], c.cpu[0], c.cpu[1]);
-    heavy_line("processes", co, &p[2], &p[3], c.cpu[2], c.cpu[3]);
+    heavy_line("threads", co, &p[0], &p[1], &c, 0);
+    heavy_line("processes", co, &p[2], &p[3], &c, 2);
     bench_print_pressure("heavy");
     fflush(stdout);
     free(idx);
