@@ -416,7 +416,7 @@ static void part_short(const cli_opts *co)
            "task_prog once per task; tasks/s\n",
            n, CLI_SHORT_ROUNDS, body_ns / 1e3);
     bench_header("short", o);
-    printf("# GNU parallel takes part in the first %d round(s) only: it needs about 5 ms a "
+    printf("# GNU parallel takes part in the first %d round(s) only: it needs milliseconds a "
            "task\n", co->par_rounds);
     if (have_parallel && bench_selected(o, "parallel"))
         print_version("parallel --version 2>/dev/null");
