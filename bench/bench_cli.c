@@ -334,13 +334,13 @@ typedef struct short_peer {
     int n;
 } short_peer;
 
-static void rate_line(const short_peer *p, size_t n, const short_peer *crew_peers)
+static void rate_line(const short_peer *p, size_t n, const short_peer *crew_peers, int median)
 {
     if (p->n == 0) {
         printf("short %-38s -\n", p->label);
         return;
     }
-    double best = bench_pick(p->t, p->n, 0);
+    double best = bench_pick(p->t, p->n, median);
     printf("short %-38s n=%-6zu %9.4f s %10.0f tasks/s", p->label, n, best, (double)n / best);
     if (p->exact) {
         printf("\n");
@@ -348,7 +348,7 @@ static void rate_line(const short_peer *p, size_t n, const short_peer *crew_peer
     }
     for (int i = 0; i < 2; i++)
         if (crew_peers[i].n) {
-            double r = best / bench_pick(crew_peers[i].t, crew_peers[i].n, 0);
+            double r = best / bench_pick(crew_peers[i].t, crew_peers[i].n, median);
             printf(r >= 100 ? "  %s/%s=%.0fx" : "  %s/%s=%.3gx", crew_peers[i].name, p->name, r);
         }
     printf("\n");
@@ -455,7 +455,7 @@ static void part_short(const cli_opts *co)
     printf("# ratios run-X/Y: crew run's rate over Y's (above 1: crew run is faster)\n");
     for (int i = 0; i < S_PEERS; i++)
         if (bench_selected(o, p[i].name))
-            rate_line(&p[i], n, p);
+            rate_line(&p[i], n, p, o->median);
     /* GNU parallel (a Perl process and W jobs) keeps more processes
      * runnable than there are CPUs: some pressure here is its own. */
     if (p[S_PARALLEL].n)
