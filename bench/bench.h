@@ -348,6 +348,31 @@ static inline void bench_verdict_parallel(const bench_peer *p, int np)
     fflush(stdout);
 }
 
+/*
+ * The kernel's CPU pressure (the share of time some runnable task waited
+ * for a CPU) over the last 10 and 60 s, and the load average: a figure
+ * taken while other jobs wanted the CPUs is not a measurement of crew, and
+ * this line says so.
+ */
+static inline void bench_print_pressure(const char *part)
+{
+    FILE *f = fopen("/proc/pressure/cpu", "re");
+    double a10, a60, l1 = -1, l5 = -1, l15 = -1;
+    FILE *l = fopen("/proc/loadavg", "re");
+    if (!l || fscanf(l, "%lf %lf %lf", &l1, &l5, &l15) != 3)
+        l1 = -1;
+    if (l)
+        fclose(l);
+    if (f && fscanf(f, "some avg10=%lf avg60=%lf", &a10, &a60) == 2)
+        printf("# %s: cpu pressure (time runnable tasks waited for a CPU) %.0f%% over 10 s, "
+               "%.0f%% over 60 s%s\n",
+               part, a10, a60, a60 > 5 ? ": other jobs were running, figures are noisy" : "");
+    if (l1 >= 0)
+        printf("# %s: load average %.2f %.2f %.2f (1, 5, 15 min)\n", part, l1, l5, l15);
+    if (f)
+        fclose(f);
+}
+
 static inline void bench_header(const char *what, const bench_opts *o)
 {
     printf("# %s: workers=%u rounds=%d figure=%s%s\n", what, o->workers, o->reps,

@@ -68,23 +68,6 @@ static crew *open_pool(unsigned workers, int isolation)
     return pool;
 }
 
-/*
- * The kernel's CPU pressure (the share of time some runnable task waited
- * for a CPU) over the last 10 and 60 s: a figure taken while other jobs
- * wanted the CPUs is not a measurement of crew, and this line says so.
- */
-static void print_pressure(const char *part)
-{
-    FILE *f = fopen("/proc/pressure/cpu", "re");
-    double a10, a60;
-    if (f && fscanf(f, "some avg10=%lf avg60=%lf", &a10, &a60) == 2)
-        printf("# %s: cpu pressure (time runnable tasks waited for a CPU) %.0f%% over 10 s, "
-               "%.0f%% over 60 s%s\n",
-               part, a10, a60, a60 > 5 ? ": other jobs were running, figures are noisy" : "");
-    if (f)
-        fclose(f);
-}
-
 /* ---- running the peers that live outside this program ------------------- */
 
 /* One line a peer script printed: "PEER CHUNK TASKS SECONDS". */
@@ -365,7 +348,7 @@ static void part_tasks(const proc_opts *po)
                vs_py ? "" : " [< 20x Python's best]", vs_par ? "" : " [< 100x GNU parallel]",
                py_best == 0 || !epar ? " (a peer was not run)" : "");
     }
-    print_pressure("tasks");
+    bench_print_pressure("tasks");
     fflush(stdout);
     free(c.tasks);
     free(c.args);
@@ -497,7 +480,7 @@ static void part_seed(const proc_opts *po, const seed_data *data)
                p[0].fig <= 1.05 * p[1].fig ? "met" : "MISSED");
     else
         printf("\n");
-    print_pressure("seed");
+    bench_print_pressure("seed");
     fflush(stdout);
     crew_close(c.procs);
     crew_close(c.threads);
@@ -718,7 +701,7 @@ static void part_memory(const proc_opts *po, const seed_data *data)
             printf("#   mp: private %.1f MiB in all\n", arg.uss_kb / 1024);
         fflush(stdout);
     }
-    print_pressure("memory");
+    bench_print_pressure("memory");
     crew_arena_close(ga);
 }
 

@@ -8,8 +8,10 @@ set -eu
 want="cmake make gcc g++ clang libclang-rt-14-dev pkg-config libxxhash-dev python3 groff-base"
 if [ "${1:-build}" = bench ]; then
     # parallel and python3: the peers bench_proc runs its process pools
-    # against (GNU parallel; Debian's own python3, standard library only).
-    want="$want libtbb-dev parallel python3"
+    # against (GNU parallel; Debian's own python3, standard library only);
+    # parallel and findutils (xargs -P): the peers bench_cli runs `crew
+    # run` against (findutils is on every Debian; named for clarity).
+    want="$want libtbb-dev parallel python3 findutils"
 fi
 missing=""
 for p in $want; do
