@@ -49,3 +49,22 @@ cmake --build "$tmp/cm/b" >/dev/null
 LD_LIBRARY_PATH="$prefix/lib" "$tmp/cm/b/x"
 "$tmp/cm/b/xs"
 echo "install check: pkg-config (shared, static) and find_package(crew) (crew::crew, crew::crew_static) work"
+
+# The command, its man page, and a plugin built with the example's Makefile
+# against the installed headers, run over a snapshot packed by the
+# installed crew (no LD_LIBRARY_PATH: crew finds its library by itself).
+src=$(cd "$(dirname "$0")/.." && pwd)
+"$prefix/bin/crew" --version
+test -s "$prefix/share/man/man1/crew.1"
+test -s "$prefix/include/crew_plugin.h"
+cp "$src/examples/plugins/survey.c" "$src/examples/plugins/Makefile" "$tmp/"
+make -s -C "$tmp" >/dev/null
+printf 'x,y\n1,10\n2,20\n3,30\n4,40\n' >"$tmp/d.csv"
+"$prefix/bin/crew" pack -o "$tmp/d.crew" --csv "$tmp/d.csv" 2>/dev/null
+printf 'mean x\nsum y\n' >"$tmp/tasks"
+"$prefix/bin/crew" run --plugin "$tmp/survey.so" --data "$tmp/d.crew" --format raw \
+    --no-progress "$tmp/tasks" >"$tmp/out"
+printf '2.5\n100\n' | cmp -s - "$tmp/out" || {
+    echo "install check: crew run with the installed crew gave:"; cat "$tmp/out"; exit 1
+}
+echo "install check: the installed crew packs, runs a plugin built by examples/plugins/Makefile"
