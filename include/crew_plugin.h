@@ -32,7 +32,8 @@
  *     valid until the function returns).
  *   - It writes its result with crew_out_write / crew_out_printf.  The
  *     output of a task is written whole or not at all, never interleaved
- *     with another task's.
+ *     with another task's.  What it prints to stdout itself (printf) goes
+ *     to crew's stderr, so it can never corrupt the records.
  *   - It returns 0 (success) or a positive error code of its choosing,
  *     which the job log and the output record show.  Negative values are
  *     reserved (the task then fails with status CREW_EINVAL).

@@ -509,7 +509,14 @@ static int parse_options(int argc, char **argv)
 static int open_output(void)
 {
     if (!R.output_path) {
-        R.out_fd = STDOUT_FILENO;
+        /* Records get a descriptor of their own, and descriptor 1 becomes
+         * stderr: whatever a plugin prints with printf lands there, never
+         * inside a record.  (Same open file: offsets stay shared.) */
+        R.out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+        if (R.out_fd < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+            cli_error("cannot use standard output: %s", strerror(errno));
+            return -1;
+        }
         return 0;
     }
     R.out_fd = cli_open_keep(R.output_path, O_WRONLY, &R.out_created);

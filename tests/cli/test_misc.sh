@@ -50,4 +50,14 @@ if any(e.get("dur", 0) < 0 for e in tasks):
     sys.exit("a negative duration")
 PY
 done
+# What a plugin prints with printf goes to stderr, never into the records
+# on stdout (threads: the same process; processes: inherited descriptors).
+for iso in threads processes; do
+    "$CREW" run -p "$PLUG" -d "$T/d.crew" --isolation $iso -t 'shout a' -t 'shout b' \
+        >"$T/shout.out" 2>"$T/shout.err" || fail "shout ($iso) failed"
+    printf '1\tshout\ta\tok\t0\tquiet a\n2\tshout\tb\tok\t0\tquiet b\n' >"$T/shout.want"
+    cmp -s "$T/shout.want" "$T/shout.out" || { cat "$T/shout.out"; fail "shout ($iso): records"; }
+    grep -q '^shouted a$' "$T/shout.err" && grep -q '^shouted b$' "$T/shout.err" ||
+        fail "shout ($iso): printf output not on stderr"
+done
 echo "test_misc: ok"

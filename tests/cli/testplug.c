@@ -104,6 +104,15 @@ static int whoami(const crew_arena *data, const char *arg, crew_out *out)
     return crew_out_printf(out, "%d %d\n", (int)getpid(), state ? *state : -1);
 }
 
+/* Prints to stdout behind crew's back, then writes its result properly. */
+static int shout(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    printf("shouted %s\n", arg);
+    fflush(stdout);
+    return crew_out_printf(out, "quiet %s\n", arg);
+}
+
 static int inits;
 static int init(const crew_arena *data, void **state)
 {
@@ -143,6 +152,7 @@ static const crew_function functions[] = {
     {"datasum", datasum, "size and byte sum of the whole snapshot"},
     {"scribble", scribble, "write into the read-only snapshot"},
     {"whoami", whoami, "US: sleep, then print the process id and worker number"},
+    {"shout", shout, "print the argument on stdout with printf, and write 'quiet ARG'"},
 };
 
 CREW_PLUGIN("testplug", "functions for testing crew run", functions, init, fini);
