@@ -104,6 +104,22 @@ static int whoami(const crew_arena *data, const char *arg, crew_out *out)
     return crew_out_printf(out, "%d %d\n", (int)getpid(), state ? *state : -1);
 }
 
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Which process ran the task, and when it started: "PID START". */
+static int stamp(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    double t = wall_now();
+    usleep((useconds_t)atoi(arg));
+    return crew_out_printf(out, "%d %.6f\n", (int)getpid(), t);
+}
+
 /* Prints to stdout behind crew's back, then writes its result properly. */
 static int shout(const crew_arena *data, const char *arg, crew_out *out)
 {
@@ -135,7 +151,7 @@ static void fini(void *state)
     if (path) {
         FILE *f = fopen(path, "a");
         if (f) {
-            fprintf(f, "fini %d %d\n", (int)getpid(), *(int *)state);
+            fprintf(f, "fini %d %d %.6f\n", (int)getpid(), *(int *)state, wall_now());
             fclose(f);
         }
     }
@@ -152,6 +168,7 @@ static const crew_function functions[] = {
     {"datasum", datasum, "size and byte sum of the whole snapshot"},
     {"scribble", scribble, "write into the read-only snapshot"},
     {"whoami", whoami, "US: sleep, then print the process id and worker number"},
+    {"stamp", stamp, "US: print the process id and the start time, after sleeping US"},
     {"shout", shout, "print the argument on stdout with printf, and write 'quiet ARG'"},
 };
 
