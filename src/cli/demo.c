@@ -72,6 +72,8 @@ static int parse(int argc, char **argv, options *o)
         } else if (is_size) {
             if (!cli_parse_size(val, &o->size))
                 return cli_usage_error("--size: '%s' is not a size (such as 256M or 2G)", val);
+            if (o->size == 0) /* 0 would read as "not given" */
+                return cli_usage_error("--size 0 is too small: at least 1M");
         } else if (is_jobs) {
             if (!cli_parse_uint(val, CREW_MAX_WORKERS, &n) || n == 0)
                 return cli_usage_error("-j: '%s' is not a number of workers from 1 to %d", val,

@@ -163,6 +163,13 @@ bool pack_add(pack_ctx *c, const char *name, int type, uint64_t count, crew_ref 
                   len > 40 ? "..." : "");
         return false;
     }
+    /* Names are printed by inspect and typed in task lines: no control
+     * characters (a tab or newline would break both). */
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
+            pack_error("data set name at byte %zu holds a control character", i + 1);
+            return false;
+        }
     if (c->nsets == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 16;
         crew_dataset *sets = realloc(c->sets, cap * sizeof *sets);
@@ -411,8 +418,17 @@ static bool check_paths(const pack_opts *o, char *dir, size_t dirsize, uint64_t 
     snprintf(dir, dirsize, "%s", o->out);
     char *d = dirname(dir);
     memmove(dir, d, strlen(d) + 1);
-    if (stat(o->out, &st) == 0 && S_ISDIR(st.st_mode)) {
+    /* The output replaces what is there (a new file renamed over it):
+     * only ever a regular file, and never one of the inputs. */
+    struct stat out_st;
+    bool out_exists = lstat(o->out, &out_st) == 0;
+    if (out_exists && S_ISDIR(out_st.st_mode)) {
         pack_error("%s: is a directory", o->out);
+        return false;
+    }
+    if (out_exists && !S_ISREG(out_st.st_mode)) {
+        pack_error("%s: exists and is not a regular file (a device, FIFO or symbolic link "
+                   "would be replaced): remove it or choose another name", o->out);
         return false;
     }
     if (stat(dir, &st) < 0) {
@@ -441,6 +457,10 @@ static bool check_paths(const pack_opts *o, char *dir, size_t dirsize, uint64_t 
         }
         if (S_ISDIR(st.st_mode)) {
             pack_error("%s: is a directory", f);
+            return false;
+        }
+        if (out_exists && st.st_dev == out_st.st_dev && st.st_ino == out_st.st_ino) {
+            pack_error("%s: the output is also an input: packing would replace it", o->out);
             return false;
         }
         if (S_ISREG(st.st_mode))

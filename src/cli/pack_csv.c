@@ -142,7 +142,9 @@ static bool next_line(pack_ctx *c, csv *t, FILE *f, bool *failed)
     size_t len = (size_t)got;
     t->lineno++;
     pack_progress(c, len);
-    if (t->line[len - 1] == '\n' && --len > 0 && t->line[len - 1] == '\r')
+    if (t->line[len - 1] == '\n')
+        len--;
+    if (len && t->line[len - 1] == '\r') /* also a last line without \n */
         len--;
     t->line[len] = '\0';
     char *s = t->line;
@@ -292,6 +294,9 @@ static FILE *scratch_file(const char *dir)
 /* One data line: parse the kept fields and append them to the scratch file. */
 static bool take_row(csv *t)
 {
+    size_t first_len;
+    if (t->nfields == 1 && (trimmed(&t->fields[0], &first_len), first_len == 0))
+        return true; /* a blank line: skipped, as most CSV readers do */
     if (t->nfields != t->ncols) {
         pack_error("%s:%llu: %zu field%s, but %s %zu", t->label,
                    (unsigned long long)t->lineno, t->nfields, t->nfields == 1 ? "" : "s",
@@ -302,9 +307,17 @@ static bool take_row(csv *t)
     for (size_t k = 0; k < t->nkeep; k++) {
         size_t col = t->keep[k], len;
         char *s = trimmed(&t->fields[col], &len), *end = s;
+        errno = 0;
         t->values[k] = len ? strtod(s, &end) : NAN;
         if (len && end != s + len) {
             pack_error("%s:%llu:%zu: '%.40s%s' is not a number", t->label,
+                       (unsigned long long)t->lineno, col + 1, s, len > 40 ? "..." : "");
+            return false;
+        }
+        /* Underflow rounds to 0 or a subnormal, a fair reading; overflow
+         * would store infinity for a finite number. */
+        if (errno == ERANGE && isinf(t->values[k])) {
+            pack_error("%s:%llu:%zu: '%.40s%s' is too large for a double", t->label,
                        (unsigned long long)t->lineno, col + 1, s, len > 40 ? "..." : "");
             return false;
         }

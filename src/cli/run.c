@@ -415,7 +415,7 @@ static int parse_options(int argc, char **argv)
         case 'e': R.each_name = optarg; break;
         case 'l': R.list = true; break;
         case 'j': R.jobs_arg = optarg; break;
-        case 'o': R.output_path = optarg; break;
+        case 'o': R.output_path = strcmp(optarg, "-") ? optarg : NULL; break; /* - : stdout */
         case 'h': fputs(usage, stdout); return -1;
         case O_ISOLATION:
             if (!strcmp(optarg, "threads"))

@@ -40,6 +40,7 @@ bad "--size: '12Q' is not a size" --size=12Q
 bad "--size 1023.0 KiB is too small" --size 1023K
 bad "--size 1000.0 TiB is more than half of this machine's memory" --size 1000T
 bad "--size needs a value" --size
+bad "--size 0 is too small" --size 0
 bad "-j: '0' is not a number of workers" -j 0
 bad "-j: 'x' is not a number of workers" -jx
 bad "-j: '99999' is not a number of workers" --jobs=99999

@@ -60,4 +60,9 @@ for iso in threads processes; do
     grep -q '^shouted a$' "$T/shout.err" && grep -q '^shouted b$' "$T/shout.err" ||
         fail "shout ($iso): printf output not on stderr"
 done
+# -o - is standard output, not a file named "-"
+(cd "$T" && "$CREW" run -p "$PLUG" -d "$T/d.crew" -t 'echo x' -o - >"$T/dash.out") ||
+    fail "-o - failed"
+[ ! -e "$T/-" ] || fail "-o - wrote a file named -"
+printf '1\techo\tx\tok\t0\t[x]\n' | cmp -s - "$T/dash.out" || fail "-o -: $(cat "$T/dash.out")"
 echo "test_misc: ok"

@@ -153,6 +153,11 @@ tail -n +2 data.csv > nohdr.csv
 "$CREW" pack -o out.crew --no-header --columns col3,col1 --csv nohdr.csv 2> err.txt
 expect_stats col1 "$(csv_want 1 nohdr.csv 1)"
 expect_stats col3 "$(csv_want 3 nohdr.csv 1)"
+# blank lines are skipped; a last line ending in a lone CR is a line
+printf 'a,b\r\n1,2\r\n\r\n \r\n3,4\r\n\n5,6\r' > blanks.csv
+"$CREW" pack -o out.crew --csv blanks.csv 2> err.txt
+expect_stats a "3 1 5 3 0"
+expect_stats b "3 2 6 4 0"
 # text columns left out are not parsed; a header name may hold a quoted comma
 printf 'id,"name, full",v\n1,alice,0.5\n2,bob,\n' > mixed.csv
 "$CREW" pack -o out.crew --columns v,id --csv mixed.csv 2> err.txt
@@ -194,6 +199,8 @@ printf 'a,b\n1,2\n3,\0004\n' > nul.csv
 { cat a.i32; printf x; } > odd.bin
 : > nothing.csv
 printf 'a,b,c\n1,2,3\n' > good.csv
+printf 'a\n1\n1e999\n' > huge.csv
+ln -s good.csv link.crew
 mkdir sub
 touch out.txt err.txt before.txt after.txt
 ls -A > before.txt
@@ -205,6 +212,11 @@ expect_error 2 "quote.csv:2:2: a quoted field has no closing quote" "$CREW" pack
 expect_error 2 "after.csv:2:2: text after a closing quote" "$CREW" pack -o bad.crew --csv after.csv
 expect_error 2 "noname.csv:1:2: the header gives this column no name" "$CREW" pack -o bad.crew --csv noname.csv
 expect_error 2 "twice.csv:1:3: a second column named 'a'" "$CREW" pack -o bad.crew --csv twice.csv
+expect_error 2 "huge.csv:3:1: '1e999' is too large for a double" "$CREW" pack -o bad.crew --csv huge.csv
+expect_error 2 "data set name at byte 2 holds a control character" \
+    "$CREW" pack -o bad.crew --name "$(printf 'a\tb')" --csv good.csv
+expect_error 2 "good.csv: the output is also an input" "$CREW" pack -o good.csv --csv good.csv
+expect_error 2 "link.crew: exists and is not a regular file" "$CREW" pack -o link.crew --csv good.csv
 expect_error 2 "bad.csv: no column named 'd'" "$CREW" pack -o bad.crew --columns a,d --csv bad.csv
 expect_error 2 "--columns names 'a' twice" "$CREW" pack -o bad.crew --columns a,a --csv bad.csv
 expect_error 2 "nothing.csv: empty" "$CREW" pack -o bad.crew --csv nothing.csv
