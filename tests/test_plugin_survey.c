@@ -219,6 +219,8 @@ static void build_catalog(void)
     static const double constant[NX] = {0};
     static const double huge[] = {-1e308, 1e308, 0};
     static const double infs[] = {1, INFINITY, 3};
+    /* the second lies exactly on the first edge of 7 bins as printed */
+    static const double edge[] = {-3.7, -3.6571428571428575, -3.4000000000000004};
     char **gen = generated_text();
 
     crew_dataset sets[] = {
@@ -238,6 +240,7 @@ static void build_catalog(void)
         {"constant", CREW_T_F64, NX, put(constant, sizeof constant), 0},
         {"huge", CREW_T_F64, 3, put(huge, sizeof huge), 0},
         {"infs", CREW_T_F64, 3, put(infs, sizeof infs), 0},
+        {"edge", CREW_T_F64, 3, put(edge, sizeof edge), 0},
         {"empty", CREW_T_F64, 0, 0, 0},
         {"tenths", CREW_T_F64, 10, put(tenths, sizeof tenths), 0},
         strings("text", text, sizeof text / sizeof *text),
@@ -378,6 +381,13 @@ static void test_histogram(void)
     expect_ok("histogram", "hist 1", "0\t10\t11\n");
     expect_ok("histogram", "one 2", "42\t42\t1\n42\t42\t0\n");
     expect_ok("histogram", "huge 2", "-1e+308\t0\t1\n0\t1e+308\t2\n");
+    /* a value on a printed edge counts in the bin it starts, [low, high) */
+    char *edge_out;
+    ASSERT_EQ(call_on(arena, NULL, "histogram", "edge 7", &edge_out), 0);
+    static const char edge_want[] = "-3.7\t-3.6571428571428575\t1\n"
+                                    "-3.6571428571428575\t-3.6142857142857143\t1\n";
+    ASSERT(strncmp(edge_out, edge_want, sizeof edge_want - 1) == 0);
+    free(edge_out);
     /* x is 1..100: ten bins of 9.9 from 1, and no value on an edge, so
      * each holds ten; the edges are 1 + 9.9 b up to rounding */
     char *got, *p;
@@ -477,7 +487,7 @@ static void test_datasets(void)
     int lines = 0;
     for (char *p = got; *p; p++)
         lines += *p == '\n';
-    ASSERT_EQ(lines, 22);
+    ASSERT_EQ(lines, 23); /* one per data set above */
     free(got);
 }
 

@@ -537,7 +537,8 @@ static int fn_quantile(const crew_arena *data, const char *arg, crew_out *out)
 /*
  * histogram COL BINS: BINS equal bins from the minimum to the maximum, one
  * line each: its low edge, its high edge, its count.  A value x goes to
- * bin floor((x - min) / (max - min) * BINS); the maximum, to the last bin.
+ * the bin whose printed edges hold it, [low, high) (about floor((x - min) /
+ * (max - min) * BINS)); the maximum, to the last bin.
  * When every value is the same, they all go to the first bin.
  */
 static int fn_histogram(const crew_arena *data, const char *arg, crew_out *out)
@@ -571,7 +572,16 @@ static int fn_histogram(const crew_arena *data, const char *arg, crew_out *out)
         for (size_t i = 0; i < k; i++) {
             double t = span > 0 ? (v[i] * scale - s.min * scale) / span : 0;
             uint64_t b = (uint64_t)(t * (double)bins);
-            counts[b < bins ? b : bins - 1]++;
+            if (b >= bins)
+                b = bins - 1;
+            /* Rounding can put a value on the wrong side of an edge as
+             * printed: the printed edges decide, [low, high). */
+            if (span > 0 && b > 0 && v[i] < lerp(s.min, s.max, (double)b / (double)bins))
+                b--;
+            else if (span > 0 && b + 1 < bins &&
+                     v[i] >= lerp(s.min, s.max, (double)(b + 1) / (double)bins))
+                b++;
+            counts[b]++;
         }
     }
     rc = 0;
