@@ -572,17 +572,26 @@ static void part_heavy(const cli_opts *co)
     check_space(work_dir, (double)words * sizeof(uint64_t));
 
     /* The snapshot, and the expected output: computed over the arena as it
-     * was built, by crew_run in this process (untimed). */
+     * was built, serially on this thread (untimed, but the first task's
+     * time is what a task costs without a pool), then by crew_run in this
+     * process, which must agree task by task. */
     crew_arena *a = build_arena(words);
     uint64_t *idx = calloc(k, sizeof *idx), *sums = calloc(k, sizeof *sums);
+    uint64_t *pooled = calloc(k, sizeof *pooled);
     crew_task *t = calloc(k, sizeof *t);
     size_t acap = k * 24 + 1, ecap = k * 48 + 1, alen = 0, elen = 0;
     char *args = malloc(acap), *expect = malloc(ecap);
-    if (!idx || !sums || !t || !args || !expect)
+    if (!idx || !sums || !pooled || !t || !args || !expect)
         bench_fail("out of memory for %zu tasks", k);
+    double t_one = 0;
     for (size_t i = 0; i < k; i++) {
+        double t0 = bench_now_ns();
+        if (cli_heavy_task(a, i, &sums[i]) != 0)
+            bench_fail("heavy: task %zu failed alone", i);
+        if (i == 0)
+            t_one = bench_now_ns() - t0;
         idx[i] = i;
-        t[i] = (crew_task){.fn = expect_task, .arg = &idx[i], .result = &sums[i]};
+        t[i] = (crew_task){.fn = expect_task, .arg = &idx[i], .result = &pooled[i]};
     }
     crew *pool = bench_crew_open(&o);
     double t0 = bench_now_ns();
@@ -592,15 +601,12 @@ static void part_heavy(const cli_opts *co)
     if (rc != 0)
         bench_fail("heavy: in-process crew_run: %s", crew_strerror(rc));
     for (size_t i = 0; i < k; i++) {
+        if (pooled[i] != sums[i])
+            bench_fail("heavy: task %zu gave another sum in crew_run than alone", i);
         alen += (size_t)snprintf(args + alen, acap - alen, "%zu\n", i);
         elen += (size_t)snprintf(expect + elen, ecap - elen, CLI_HEAVY_LINE, (uint64_t)i, sums[i]);
     }
-    /* One task alone, on this thread: what a task costs without a pool. */
-    t0 = bench_now_ns();
-    uint64_t one;
-    if (cli_heavy_task(a, 0, &one) != 0 || one != sums[0])
-        bench_fail("heavy: task 0 alone gave another sum than in crew_run");
-    double t_one = bench_now_ns() - t0;
+    free(pooled);
     write_file(args_path, args, alen);
     save_arena(a, data_path);
     crew_arena_close(a);
