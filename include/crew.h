@@ -341,8 +341,9 @@ typedef struct crew_feed {
      * bounded windows: crew calls next again after the next done); any
      * other negative value stops the run, which returns it: running
      * tasks finish, and tasks given but not started yet (a process pool
-     * queues some ahead) come back through done with CREW_ECANCELED.  Returning CREW_EAGAIN with no task in flight is
-     * a bug of the feed: the run ends with CREW_EINVAL.
+     * queues some ahead) come back through done with CREW_ECANCELED.
+     * Returning CREW_EAGAIN with no task in flight is a bug of the feed:
+     * the run ends with CREW_EINVAL.
      */
     int (*next)(void *ctx, crew_task **task);
     /* The task's status (and process pools' detail, runs, ...) is final;
