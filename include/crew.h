@@ -342,8 +342,9 @@ typedef struct crew_feed {
      * other negative value stops the run, which returns it: running
      * tasks finish, and tasks given but not started yet (a process pool
      * queues some ahead) come back through done with CREW_ECANCELED.
-     * Returning CREW_EAGAIN with no task in flight is a bug of the feed:
-     * the run ends with CREW_EINVAL.
+     * Returning CREW_EAGAIN with no task in flight is a bug of the feed,
+     * and so is 1 without a task or any other positive value: the run
+     * ends with CREW_EINVAL.
      */
     int (*next)(void *ctx, crew_task **task);
     /* The task's status (and process pools' detail, runs, ...) is final;

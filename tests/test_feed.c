@@ -2,9 +2,15 @@
  * test_feed.c -- crew_run_feed on thread and process pools: every task
  * pulled is run once and handed back once, with the right result; windows
  * (CREW_EAGAIN) bound what is in flight; errors and stops end the feed;
- * resizing while a feed runs changes who takes part.
+ * resizing while a feed runs changes who takes part; odd answers from next
+ * (1 without a task, 2, EAGAIN with nothing in flight) end the run with
+ * CREW_EINVAL; a feed inside a process worker runs inline.
  */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <unistd.h>
 
 #include "crew.h"
 #include "test.h"
@@ -25,16 +31,42 @@ typedef struct feed_ctx {
     size_t crash_at;        /* task whose input makes it crash (SIZE_MAX: none) */
     int error_at;           /* next returns -error_at's code after this many (0: never) */
     size_t eagain_empty;    /* return EAGAIN with nothing in flight at this task */
+    size_t neg_at;          /* task whose input makes it return a negative value */
+    size_t nofn_at;         /* task given without fn */
+    size_t bad_at;          /* next returns bad_rc here (1: without a task) */
+    int bad_rc;
+    unsigned sleep_us;      /* every task sleeps this long first */
+    bool hold_first;        /* the first task waits for next's error (error_at) */
+    int stop_on_error;      /* the feed's: after a failure next is not called */
+    bool failed_done;       /* a failed task was handed back */
+    size_t called_after_stop;
+    bool eagain_pending;    /* next said EAGAIN and no done came since */
+    size_t eagain_again;    /* next called again in that state */
+    pthread_t caller;       /* the thread that called crew_run_feed */
+    bool shrunk;            /* resized down to one worker */
+    size_t foreign;         /* next called after that from another thread */
     unsigned char *seen;
     crew *pool;
     size_t resize_at;
     unsigned resize_to;
 } feed_ctx;
 
+/* Made by next when it returns its error (hold_first); set before any
+ * pool forks. */
+static char marker[600];
+
 static int square(const void *shared, const void *arg, void *result)
 {
     (void)shared;
     uint64_t x = *(const uint64_t *)arg;
+    if (x >> 32)
+        usleep((useconds_t)(x >> 32));
+    if (x & 0x80000000u)
+        for (int i = 0; i < 100000 && access(marker, F_OK) != 0; i++)
+            usleep(100);
+    x &= 0x7fffffffu;
+    if (x == 666666)
+        return -3;
     if (x == 777777)
         return 5;
     if (x == 888888)
@@ -46,19 +78,42 @@ static int square(const void *shared, const void *arg, void *result)
 static int next(void *ctx, crew_task **t)
 {
     feed_ctx *f = ctx;
-    if (f->error_at && f->given == (size_t)f->error_at)
+    if (f->shrunk && !pthread_equal(pthread_self(), f->caller))
+        f->foreign++;
+    if (f->stop_on_error && f->failed_done)
+        f->called_after_stop++;
+    if (f->error_at && f->given == (size_t)f->error_at) {
+        if (f->hold_first)
+            fclose(fopen(marker, "w"));
         return CREW_EMAGIC;
+    }
+    if (f->bad_rc && f->given == f->bad_at) {
+        *t = f->bad_rc == 1 ? NULL : &f->jobs[f->given].task;
+        return f->bad_rc;
+    }
     if (f->given == f->eagain_empty && f->in_flight == 0)
         return CREW_EAGAIN;
     if (f->given == f->n)
         return 0;
-    if (f->window && f->in_flight >= f->window)
+    if (f->window && f->in_flight >= f->window) {
+        if (f->eagain_pending)
+            f->eagain_again++;
+        f->eagain_pending = true;
         return CREW_EAGAIN;
+    }
     job *j = &f->jobs[f->given];
-    j->in = f->given == f->fail_at ? 777777 : f->given == f->crash_at ? 888888 : f->given;
+    j->in = f->given == f->fail_at    ? 777777
+            : f->given == f->crash_at ? 888888
+            : f->given == f->neg_at   ? 666666
+                                      : f->given;
+    j->in |= (uint64_t)f->sleep_us << 32;
+    if (f->hold_first && f->given == 0)
+        j->in |= 0x80000000u;
     j->out = 0;
-    j->task = (crew_task){.fn = square, .arg = &j->in, .arg_size = sizeof j->in,
-                          .result = &j->out, .result_size = sizeof j->out};
+    /* outcomes left from an earlier use of the task: crew resets them */
+    j->task = (crew_task){.fn = f->given == f->nofn_at ? NULL : square, .arg = &j->in,
+                          .arg_size = sizeof j->in, .result = &j->out,
+                          .result_size = sizeof j->out, .status = 77, .detail = 9, .runs = 55};
     *t = &j->task;
     f->given++;
     if (++f->in_flight > f->max_in_flight)
@@ -76,13 +131,19 @@ static void done(void *ctx, crew_task *t)
     f->seen[i] = 1;
     f->done++;
     f->in_flight--;
-    if (f->pool && f->done == f->resize_at)
+    f->eagain_pending = false;
+    if (t->status != 0)
+        f->failed_done = true;
+    if (f->pool && f->done == f->resize_at) {
         ASSERT_OK(crew_resize(f->pool, f->resize_to));
+        f->shrunk = f->resize_to == 1;
+    }
 }
 
 static feed_ctx make(size_t n)
 {
-    feed_ctx f = {.n = n, .fail_at = SIZE_MAX, .crash_at = SIZE_MAX, .eagain_empty = SIZE_MAX};
+    feed_ctx f = {.n = n, .fail_at = SIZE_MAX, .crash_at = SIZE_MAX, .eagain_empty = SIZE_MAX,
+                  .neg_at = SIZE_MAX, .nofn_at = SIZE_MAX, .caller = pthread_self()};
     f.jobs = calloc(n ? n : 1, sizeof *f.jobs);
     f.seen = calloc(n ? n : 1, 1);
     ASSERT(f.jobs && f.seen);
@@ -101,9 +162,20 @@ static void check_all(const feed_ctx *f)
             ASSERT_EQ(j->task.status, CREW_ECRASHED);
             ASSERT_EQ(j->task.detail, SIGSEGV);
             ASSERT_EQ(j->task.runs, 2);
+        } else if (i == f->neg_at) {
+            ASSERT_EQ(j->task.status, CREW_EINVAL);
+            ASSERT_EQ(j->task.runs, 1);
+        } else if (i == f->nofn_at) {
+            ASSERT_EQ(j->task.status, CREW_EINVAL);
+            ASSERT_EQ(j->task.runs, 0);
         } else if (j->task.status == 0) {
             ASSERT_UEQ(j->out, (uint64_t)i * i + 1);
             ASSERT_EQ(j->task.runs, 1);
+            ASSERT_EQ(j->task.detail, 0);
+        } else {
+            /* not started after a stop */
+            ASSERT_EQ(j->task.status, CREW_ECANCELED);
+            ASSERT_EQ(j->task.runs, 0);
         }
     }
 }
@@ -253,14 +325,292 @@ static void test_resize(int iso)
     check_all(&f);
     ASSERT_EQ(crew_workers(pool), 3);
     release(&f);
-    f = make(5000);
+    /* tasks of half a millisecond: all three take part by then */
+    f = make(300);
     f.pool = pool;
     f.resize_at = 50;
     f.resize_to = 1;
+    f.sleep_us = 500;
     feed.ctx = &f;
     ASSERT_OK(crew_run_feed(pool, NULL, &feed));
     check_all(&f);
+    /* the retired workers took no task after the resize */
+    ASSERT(f.shrunk);
+    ASSERT_EQ(f.foreign, 0);
     release(&f);
+    crew_close(pool);
+}
+
+/* What a feed says back or gives that is not a plain task: a negative
+ * return from a task, a task without fn, next returning 1 without a task
+ * or a value it has no meaning for, EAGAIN once the tasks in flight are
+ * done; and outcomes reset, stops seen at once, next not called again
+ * after EAGAIN before a done. */
+static void test_odd(int iso)
+{
+    crew *pool = open_pool(iso, 2);
+    crew_feed feed = {.next = next, .done = done};
+
+    /* a negative return is CREW_EINVAL; a task without fn too, not run */
+    feed_ctx f = make(200);
+    f.neg_at = 17;
+    f.nofn_at = 30;
+    feed.ctx = &f;
+    ASSERT_EQ(crew_run_feed(pool, NULL, &feed), CREW_EFAILED);
+    ASSERT_EQ(f.given, 200);
+    check_all(&f);
+    release(&f);
+
+    /* next returning 1 without a task, or 2: the feed's bug, CREW_EINVAL;
+     * what was given is handed back */
+    for (int rc = 1; rc <= 2; rc++) {
+        f = make(100);
+        f.bad_at = 40;
+        f.bad_rc = rc;
+        feed.ctx = &f;
+        ASSERT_EQ(crew_run_feed(pool, NULL, &feed), CREW_EINVAL);
+        ASSERT_EQ(f.given, 40);
+        check_all(&f);
+        release(&f);
+    }
+
+    /* next's error stops the run: tasks queued and not started are
+     * cancelled (process pools queue ahead; the first task holds the one
+     * worker until next has said its error; in a thread pool the one
+     * worker is the caller, which calls next only between tasks) */
+    crew_close(pool);
+    pool = open_pool(iso, 1);
+    f = make(100);
+    f.error_at = 10;
+    f.hold_first = iso == CREW_PROCESSES;
+    f.sleep_us = 2000;
+    unlink(marker);
+    feed.ctx = &f;
+    ASSERT_EQ(crew_run_feed(pool, NULL, &feed), CREW_EMAGIC);
+    ASSERT_EQ(f.given, 10);
+    check_all(&f);
+    size_t cancelled = 0;
+    for (size_t i = 0; i < f.given; i++)
+        cancelled += f.jobs[i].task.status == CREW_ECANCELED;
+    if (iso == CREW_PROCESSES)
+        ASSERT_GE(cancelled, 1);
+    else
+        ASSERT_EQ(cancelled, 0);
+    unlink(marker);
+    release(&f);
+    crew_close(pool);
+    pool = open_pool(iso, 2);
+
+    /* EAGAIN with nothing in flight, after tasks came and went */
+    f = make(100);
+    f.window = 1;
+    f.eagain_empty = 5;
+    feed.ctx = &f;
+    ASSERT_EQ(crew_run_feed(pool, NULL, &feed), CREW_EINVAL);
+    ASSERT_EQ(f.given, 5);
+    check_all(&f);
+    release(&f);
+
+    /* After EAGAIN, next waits for a done (tasks longer than the caller's
+     * naps in a process pool).  In a thread pool each participant may
+     * hear EAGAIN once, so only process pools are held to it. */
+    f = make(6);
+    f.window = 1;
+    f.sleep_us = 30000;
+    feed.ctx = &f;
+    ASSERT_OK(crew_run_feed(pool, NULL, &feed));
+    check_all(&f);
+    if (iso == CREW_PROCESSES)
+        ASSERT_EQ(f.eagain_again, 0);
+    release(&f);
+    crew_close(pool);
+
+    /* One worker, stop_on_error: next is not called once a failure is
+     * handed back, and in a process pool every task queued behind the
+     * failure is cancelled, not run (the worker stops itself); the ring
+     * is full, so a task also waits to be queued. */
+    pool = open_pool(iso, 1);
+    feed.stop_on_error = 1;
+    for (int k = 0; k < 2; k++) {
+        f = make(TEST_SANITIZED ? 3000 : 12000);
+        if (k == 0)
+            f.fail_at = 0;
+        else
+            f.nofn_at = 0;
+        f.stop_on_error = 1;
+        feed.ctx = &f;
+        ASSERT_EQ(crew_run_feed(pool, NULL, &feed), CREW_EFAILED);
+        ASSERT_EQ(f.called_after_stop, 0);
+        if (iso == CREW_THREADS || k == 1)
+            ASSERT_EQ(f.given, 1);
+        check_all(&f);
+        for (size_t i = 1; i < f.given; i++)
+            ASSERT_EQ(f.jobs[i].task.status, CREW_ECANCELED);
+        release(&f);
+    }
+    crew_close(pool);
+}
+
+/* Thread pools: a feed grows to N participants, and one waiting after
+ * EAGAIN is woken by each done.  Each task waits (at most 10 s, then
+ * fails) for what only those give: N tasks running at once; an EAGAIN
+ * heard after the task was given. */
+static atomic_int crowd_running, crowd_max;
+static atomic_size_t crowd_eagains;
+
+typedef struct crowd_job {
+    crew_task task;
+    size_t want;
+    bool by_eagain;
+} crowd_job;
+
+typedef struct crowd {
+    crowd_job jobs[16];
+    size_t n, given, in_flight;
+    size_t window; /* 0: none */
+} crowd;
+
+static int crowd_task(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)result;
+    const crowd_job *j = arg;
+    int now = atomic_fetch_add(&crowd_running, 1) + 1;
+    int max = atomic_load(&crowd_max);
+    while (now > max && !atomic_compare_exchange_weak(&crowd_max, &max, now))
+        ;
+    int rc = 9;
+    for (int i = 0; i < 100000; i++) {
+        if (j->by_eagain ? atomic_load(&crowd_eagains) >= j->want
+                         : (size_t)atomic_load(&crowd_max) >= j->want) {
+            rc = 0;
+            break;
+        }
+        usleep(100);
+    }
+    atomic_fetch_sub(&crowd_running, 1);
+    return rc;
+}
+
+static int crowd_next(void *ctx, crew_task **t)
+{
+    crowd *c = ctx;
+    /* EAGAIN first: the last task too waits for one */
+    if (c->window && c->in_flight >= c->window) {
+        atomic_fetch_add(&crowd_eagains, 1);
+        return CREW_EAGAIN;
+    }
+    if (c->given == c->n)
+        return 0;
+    crowd_job *j = &c->jobs[c->given++];
+    if (c->window) {
+        j->by_eagain = true;
+        j->want = atomic_load(&crowd_eagains) + 1;
+    }
+    j->task = (crew_task){.fn = crowd_task, .arg = j};
+    c->in_flight++;
+    *t = &j->task;
+    return 1;
+}
+
+static void crowd_done(void *ctx, crew_task *t)
+{
+    crowd *c = ctx;
+    ASSERT_EQ(t->status, 0);
+    c->in_flight--;
+}
+
+static void test_participants(void)
+{
+    crew_feed feed = {.next = crowd_next, .done = crowd_done};
+    crew *pool = open_pool(CREW_THREADS, 3);
+    crowd c = {.n = 12};
+    for (size_t i = 0; i < c.n; i++)
+        c.jobs[i].want = 3;
+    feed.ctx = &c;
+    ASSERT_OK(crew_run_feed(pool, NULL, &feed));
+    ASSERT_EQ(atomic_load(&crowd_max), 3);
+    crew_close(pool);
+
+    pool = open_pool(CREW_THREADS, 2);
+    c = (crowd){.n = 6, .window = 1};
+    atomic_store(&crowd_eagains, 0);
+    feed.ctx = &c;
+    ASSERT_OK(crew_run_feed(pool, NULL, &feed));
+    ASSERT_EQ(c.given, 6);
+    crew_close(pool);
+}
+
+/* A feed run inside a process pool's worker runs there, inline, with the
+ * same outcomes as in the caller. */
+typedef struct inner_arg {
+    crew *pool;
+} inner_arg;
+
+static int inner_feeds(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    crew *pool = ((const inner_arg *)arg)->pool;
+    crew_feed feed = {.next = next, .done = done};
+    /* failures of every kind, no stop */
+    feed_ctx f = make(40);
+    f.fail_at = 5;
+    f.neg_at = 7;
+    f.nofn_at = 9;
+    feed.ctx = &f;
+    ASSERT_EQ(crew_run_feed(pool, NULL, &feed), CREW_EFAILED);
+    ASSERT_EQ(f.given, 40);
+    check_all(&f);
+    release(&f);
+    /* stop_on_error: nothing after the failure */
+    f = make(40);
+    f.fail_at = 5;
+    f.stop_on_error = feed.stop_on_error = 1;
+    feed.ctx = &f;
+    ASSERT_EQ(crew_run_feed(pool, NULL, &feed), CREW_EFAILED);
+    ASSERT_EQ(f.given, 6);
+    ASSERT_EQ(f.called_after_stop, 0);
+    check_all(&f);
+    release(&f);
+    feed.stop_on_error = 0;
+    /* EAGAIN (nothing is ever in flight here), next without a task */
+    f = make(40);
+    f.eagain_empty = 3;
+    feed.ctx = &f;
+    ASSERT_EQ(crew_run_feed(pool, NULL, &feed), CREW_EINVAL);
+    ASSERT_EQ(f.given, 3);
+    release(&f);
+    for (int rc = 1; rc <= 2; rc++) {
+        f = make(40);
+        f.bad_at = 4;
+        f.bad_rc = rc;
+        feed.ctx = &f;
+        ASSERT_EQ(crew_run_feed(pool, NULL, &feed), CREW_EINVAL);
+        ASSERT_EQ(f.given, 4);
+        check_all(&f);
+        release(&f);
+    }
+    /* all well */
+    f = make(40);
+    feed.ctx = &f;
+    ASSERT_OK(crew_run_feed(pool, NULL, &feed));
+    ASSERT_EQ(f.given, 40);
+    check_all(&f);
+    release(&f);
+    *(int *)result = 1;
+    return 0;
+}
+
+static void test_inner(void)
+{
+    crew *pool = open_pool(CREW_PROCESSES, 2);
+    inner_arg a = {pool};
+    int ran = 0;
+    crew_task t = {.fn = inner_feeds, .arg = &a, .arg_size = sizeof a, .result = &ran,
+                   .result_size = sizeof ran};
+    ASSERT_OK(crew_run(pool, NULL, &t, 1, NULL));
+    ASSERT_EQ(t.status, 0);
+    ASSERT_EQ(ran, 1);
     crew_close(pool);
 }
 
@@ -331,6 +681,9 @@ static void test_nested_retired(void)
 
 int main(void)
 {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(marker, sizeof marker, "%s/crew-test-feed.%d", tmp && *tmp ? tmp : "/tmp",
+             (int)getpid());
     test_nested_retired();
     for (int iso = CREW_THREADS; iso <= CREW_PROCESSES; iso++) {
         test_all_run(iso);
@@ -338,7 +691,10 @@ int main(void)
         test_errors(iso);
         test_no_fn(iso);
         test_resize(iso);
+        test_odd(iso);
     }
+    test_participants();
+    test_inner();
     test_crash();
     puts("test_feed: ok");
     return 0;

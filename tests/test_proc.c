@@ -1318,6 +1318,7 @@ static void test_trace(const char *dir)
  * in that worker's process, before crew_resize / crew_close return...
  * or at least before crew_close returns; a thread pool refuses it. */
 static const char *exit_dir;
+static FILE *exit_log; /* opened before the workers fork: a stdio buffer of theirs */
 static int task_touch(const void *shared, const void *arg, void *result)
 {
     (void)shared;
@@ -1333,6 +1334,8 @@ static void on_exit_worker(void *ctx)
     FILE *f = fopen(path, "w");
     if (f)
         fclose(f);
+    /* left in the buffer: crew flushes stdio after worker_exit */
+    fprintf(exit_log, "exit %d\n", (int)getpid());
 }
 
 static void test_worker_exit(const char *dir)
@@ -1341,6 +1344,12 @@ static void test_worker_exit(const char *dir)
     crew *p;
     crew_config bad = {.workers = 2, .worker_exit = on_exit_worker};
     ASSERT_EQ(crew_open(&p, &bad), CREW_EINVAL);
+    char log_path[700];
+    snprintf(log_path, sizeof log_path, "%s/exit.log", dir);
+    unlink(log_path);
+    exit_log = fopen(log_path, "a");
+    ASSERT_NOT_NULL(exit_log);
+    ASSERT_EQ(setvbuf(exit_log, NULL, _IOFBF, 4096), 0);
     crew_config cfg = {.workers = 3, .isolation = CREW_PROCESSES, .worker_exit = on_exit_worker,
                        .worker_ctx = "tag"};
     ASSERT_OK(crew_open(&p, &cfg));
@@ -1356,6 +1365,19 @@ static void test_worker_exit(const char *dir)
         snprintf(path, sizeof path, "%s/exit.%d.tag", dir, (int)st[i].pid);
         ASSERT_EQ(access(path, F_OK), 0);
         unlink(path);
+    }
+    fclose(exit_log);
+    FILE *f = fopen(log_path, "r");
+    ASSERT_NOT_NULL(f);
+    char text[4096];
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    text[got] = '\0';
+    fclose(f);
+    unlink(log_path);
+    for (int i = 0; i < 3; i++) {
+        char line[64];
+        snprintf(line, sizeof line, "exit %d\n", (int)st[i].pid);
+        ASSERT_NOT_NULL(strstr(text, line));
     }
 }
 

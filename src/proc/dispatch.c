@@ -665,8 +665,10 @@ int crew__proc_run_feed(crew *pool, const void *shared, const crew_feed *feed)
         for (;;) {
             crew_task *t = NULL;
             int rc = feed->next(feed->ctx, &t);
-            if (rc == CREW_EAGAIN || (rc == 1 && !t))
-                return CREW_EINVAL; /* nothing is in flight here */
+            /* EAGAIN: nothing is in flight here; or no task, or a value
+             * next has no meaning for */
+            if (rc == CREW_EAGAIN || (rc > 0 && (rc != 1 || !t)))
+                return CREW_EINVAL;
             if (rc <= 0)
                 return rc < 0 ? rc : failed ? CREW_EFAILED : 0;
             t->detail = 0;

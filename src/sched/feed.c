@@ -97,8 +97,9 @@ static void participate(crew__worker *w, feed_state *st, bool entry)
             pthread_cond_wait(&st->finished, &st->lock);
             continue;
         }
-        if (rc <= 0 || !t) {
-            end_feed(st, rc < 0 ? rc : (rc == 1 ? CREW_EINVAL : 0));
+        if (rc != 1 || !t) {
+            /* 1 without a task, or a value next has no meaning for */
+            end_feed(st, rc < 0 ? rc : rc == 0 ? 0 : CREW_EINVAL);
             break;
         }
         st->in_flight++;
