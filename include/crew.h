@@ -296,6 +296,8 @@ typedef struct crew_run_opts {
     /* Nonzero: once a task has failed, start no more; tasks not started get
      * status CREW_ECANCELED.  Tasks already running finish, and a task that
      * another worker starts at the moment of the failure may still run.
+     * Process pools stop in task order: every task before the failed one
+     * still runs, only tasks after it are cancelled.
      * Cancelled tasks count as failed (crew_run returns CREW_EFAILED). */
     int stop_on_error;
     /* Called once per task, on the thread that ran it, as soon as its status

@@ -679,8 +679,44 @@ static void test_nested_retired(void)
     crew_close(nested_pool);
 }
 
+/* Process pools, stop_on_error: the run stops at the failure in task
+ * order.  Every task before the failed one runs (none is cancelled because
+ * another worker saw the failure first); tasks after it may run or not. */
+static int fail_at_50(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    (void)result;
+    uint64_t i = *(const uint64_t *)arg;
+    for (volatile int spin = 0; spin < 2000; spin++)
+        ;
+    return i == 50 ? 7 : 0;
+}
+
+static void test_stop_in_order(void)
+{
+    crew *pool = open_pool(CREW_PROCESSES, 3);
+    enum { N = 400 };
+    static uint64_t in[N];
+    static crew_task t[N];
+    for (int round = 0; round < (TEST_SANITIZED ? 10 : 40); round++) {
+        for (int i = 0; i < N; i++) {
+            in[i] = (uint64_t)i;
+            t[i] = (crew_task){.fn = fail_at_50, .arg = &in[i], .arg_size = sizeof in[i]};
+        }
+        crew_run_opts o = {.stop_on_error = 1};
+        ASSERT_EQ(crew_run(pool, NULL, t, N, &o), CREW_EFAILED);
+        for (int i = 0; i < 50; i++)
+            ASSERT_EQ(t[i].status, 0);
+        ASSERT_EQ(t[50].status, 7);
+        for (int i = 51; i < N; i++)
+            ASSERT(t[i].status == 0 || t[i].status == CREW_ECANCELED);
+    }
+    crew_close(pool);
+}
+
 int main(void)
 {
+    test_stop_in_order();
     const char *tmp = getenv("TMPDIR");
     snprintf(marker, sizeof marker, "%s/crew-test-feed.%d", tmp && *tmp ? tmp : "/tmp",
              (int)getpid());

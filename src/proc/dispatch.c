@@ -62,6 +62,7 @@ typedef struct call {
     size_t finished, failed;
     int error;                    /* CALL_FOR/REDUCE: the first failure */
     uint64_t head;                /* queue positions produced (published or not) */
+    uint64_t failed_seq;          /* the queue position of the task finish sees */
     size_t in_flight;             /* descriptors not yet freed */
     bool stopped;
     uint64_t last_progress;
@@ -301,6 +302,7 @@ static bool pull(call *c)
                                                                               : 0;
         if (bad) {
             t->status = bad;
+            c->failed_seq = c->head; /* never queued: after all that is */
             finish(c, k, bad);
             continue;
         }
@@ -352,6 +354,13 @@ static void stop(call *c)
     atomic_store_explicit(&c->h->stop, 1, memory_order_release);
 }
 
+/* stop_on_error: nothing queued after position seq starts (see stop_after). */
+static void stop_after(call *c, uint64_t seq)
+{
+    c->stopped = true;
+    crew__proc_stop_after(c->h, seq);
+}
+
 /* Item k is final with this status (tasks: already written). */
 static void finish(call *c, size_t k, int status)
 {
@@ -363,7 +372,7 @@ static void finish(call *c, size_t k, int status)
                 c->error = status;
             stop(c);
         } else if (c->opts->stop_on_error) {
-            stop(c);
+            stop_after(c, c->failed_seq);
         }
     }
     if (c->feed) {
@@ -382,6 +391,7 @@ static void finish(call *c, size_t k, int status)
  * or the pool is lost): its status is ours to write. */
 static void fail(call *c, size_t k, int status)
 {
+    c->failed_seq = c->head; /* it has no position: after all queued */
     if (c->kind == CALL_RUN)
         task_of(c, k)->status = status;
     finish(c, k, status);
@@ -401,6 +411,7 @@ static void settle_task(call *c, const proc_desc *d)
     t->fault_offset = d->fault_off;
     if (status >= 0 && t->result_size)
         memcpy(t->result, (const void *)(uintptr_t)d->res, t->result_size);
+    c->failed_seq = d->seq;
     finish(c, d->item, status);
 }
 
@@ -539,6 +550,7 @@ static int drive(crew *pool, call *c)
     if (rc < 0)
         return rc;
     atomic_store_explicit(&h->stop, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->stop_after, UINT64_MAX, memory_order_relaxed);
     /* ranges stop on a failure anyway; crash and timeout are seen here */
     h->stop_on_error = c->kind == CALL_RUN && c->opts->stop_on_error;
     atomic_store_explicit(&h->in_call, 1, memory_order_seq_cst);

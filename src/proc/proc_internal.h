@@ -106,8 +106,12 @@ typedef struct proc_shared {
     _Atomic uint32_t ready;        /* the supervisor started the first workers */
     _Atomic uint32_t slots_used;   /* slots [0, slots_used) have ever had a worker */
     _Atomic uint32_t in_call;      /* a call is running: the supervisor ticks */
-    _Atomic uint32_t stop;         /* stop_on_error tripped: cancel what is left */
-    uint32_t stop_on_error;        /* the call's: a worker whose task fails sets stop */
+    _Atomic uint32_t stop;         /* a range failed, or a feed's error: cancel what is left */
+    /* stop_on_error tripped: tasks queued after this position are
+     * cancelled (UINT64_MAX: none), those before it still run, so the run
+     * stops at the failure in queue order, whichever worker sees what first. */
+    _Atomic uint64_t stop_after;
+    uint32_t stop_on_error;        /* the call's: a worker whose task fails lowers stop_after */
     /* A freeze asks workers to drop writable mappings of the arena at
      * revoke_base: revoke_gen moves, each worker answers in its slot. */
     _Atomic uint64_t revoke_base;
@@ -195,5 +199,16 @@ static inline uint32_t proc_load32(_Atomic uint32_t *w)
 /* Private pages (anonymous resident) of process `statm_fd`'s owner: the
  * second field of /proc/PID/statm minus the third.  -1 on error. */
 int64_t crew__proc_private_pages(int statm_fd);
+
+/* Lower stop_after to seq (never raise it): the first failure in queue
+ * order wins, whichever process sees its failure first. */
+static inline void crew__proc_stop_after(proc_shared *h, uint64_t seq)
+{
+    uint64_t cur = atomic_load_explicit(&h->stop_after, memory_order_relaxed);
+    while (seq < cur && !atomic_compare_exchange_weak_explicit(&h->stop_after, &cur, seq,
+                                                               memory_order_release,
+                                                               memory_order_relaxed))
+        ;
+}
 
 #endif

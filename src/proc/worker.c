@@ -289,7 +289,8 @@ static void run(proc_map *m, unsigned w, uint32_t k, int statm_fd)
     sync_arenas(h);
     int status = 0;
     d->started = 0;
-    if (atomic_load_explicit(&h->stop, memory_order_acquire)) {
+    if (atomic_load_explicit(&h->stop, memory_order_acquire) ||
+        seq > atomic_load_explicit(&h->stop_after, memory_order_acquire)) {
         status = CREW_ECANCELED;
     } else {
         if (statm_fd >= 0)
@@ -336,8 +337,8 @@ static void run(proc_map *m, unsigned w, uint32_t k, int statm_fd)
     d->detail = 0;
     /* Stop the others now: waiting for the caller to see this failure
      * would let the workers start the tasks queued meanwhile. */
-    if (status > 0 && h->stop_on_error)
-        atomic_store_explicit(&h->stop, 1, memory_order_release);
+    if (status != 0 && status != CREW_ECANCELED && h->stop_on_error)
+        crew__proc_stop_after(h, seq);
     st = D_RUNNING_BY(w);
     /* release: status and results are written before DONE is seen */
     atomic_compare_exchange_strong_explicit(&d->state, &st, D_DONE, memory_order_release,
