@@ -60,6 +60,18 @@ for iso in threads processes; do
     grep -q '^shouted a$' "$T/shout.err" && grep -q '^shouted b$' "$T/shout.err" ||
         fail "shout ($iso): printf output not on stderr"
 done
+# A negative return is reserved: status invalid, code -22 (CREW_EINVAL),
+# and what the function wrote is kept, as for any task that returned.
+for iso in threads processes; do
+    set +e
+    "$CREW" run -p "$PLUG" -d "$T/d.crew" --isolation $iso -t 'negative x' >"$T/neg.out"
+    rc=$?
+    set -e
+    [ $rc = 1 ] || fail "negative ($iso): exit $rc, want 1"
+    printf '1\tnegative\tx\tinvalid\t-22\tsaid x\n' | cmp -s - "$T/neg.out" ||
+        fail "negative ($iso): $(cat "$T/neg.out")"
+done
+
 # -o - is standard output, not a file named "-"
 (cd "$T" && "$CREW" run -p "$PLUG" -d "$T/d.crew" -t 'echo x' -o - >"$T/dash.out") ||
     fail "-o - failed"

@@ -129,6 +129,14 @@ static int shout(const crew_arena *data, const char *arg, crew_out *out)
     return crew_out_printf(out, "quiet %s\n", arg);
 }
 
+/* Writes a line, then returns a negative value (reserved: status invalid). */
+static int negative(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    crew_out_printf(out, "said %s\n", arg);
+    return -5;
+}
+
 static int inits;
 static int init(const crew_arena *data, void **state)
 {
@@ -169,6 +177,7 @@ static const crew_function functions[] = {
     {"scribble", scribble, "write into the read-only snapshot"},
     {"whoami", whoami, "US: sleep, then print the process id and worker number"},
     {"stamp", stamp, "US: print the process id and the start time, after sleeping US"},
+    {"negative", negative, "write 'said ARG', then return -5"},
     {"shout", shout, "print the argument on stdout with printf, and write 'quiet ARG'"},
 };
 
