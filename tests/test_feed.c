@@ -307,7 +307,9 @@ static void test_no_fn(int iso)
     nofn_state = 0;
     crew_feed feed = {.next = nofn_next, .done = nofn_done};
     ASSERT_EQ(crew_run_feed(pool, NULL, &feed), CREW_EFAILED);
-    ASSERT_EQ(nofn_state, 101);
+    /* done came (100); the feed's end was asked for after it (101), or,
+     * with two workers, by the other one while the task was out */
+    ASSERT(nofn_state == 100 || nofn_state == 101);
     crew_close(pool);
 }
 

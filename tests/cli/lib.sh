@@ -96,3 +96,12 @@ DATA=$T/data.crew
 DATA_N=100000
 "$MKSNAP" "$DATA" $DATA_N || fail "mksnap"
 $CHECK snapshot "$DATA" $DATA_N || fail "the snapshot mksnap wrote"
+
+# crew run with the test plugin over $DATA.
+run() {
+    "$CREW" run --plugin "$PLUG" --data "$DATA" "$@"
+}
+# In the background, as crew itself (so that $! is crew's pid, for kill).
+run_bg() {
+    exec "$CREW" run --plugin "$PLUG" --data "$DATA" "$@"
+}

@@ -59,9 +59,6 @@ same "$T/out" "$T/want" "records with --no-progress"
 [ ! -s "$T/tty" ] || fail "--no-progress on a terminal showed: $(cat -v "$T/tty")"
 
 note "a file or a pipe"
-run() {
-    "$CREW" run --plugin "$PLUG" --data "$DATA" "$@"
-}
 expect_rc 0 run -j 2 "$T/tasks" >"$T/out" 2>"$T/err"
 same "$T/out" "$T/want" "records, stderr to a file"
 [ ! -s "$T/err" ] || fail "a bar on a file: $(cat -v "$T/err")"

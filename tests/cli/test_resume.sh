@@ -5,13 +5,6 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-run() {
-    "$CREW" run --plugin "$PLUG" --data "$DATA" "$@"
-}
-run_bg() {
-    exec "$CREW" run --plugin "$PLUG" --data "$DATA" "$@"
-}
-
 # count_status LOG STATUS: task lines of the job log with that status.
 count_status() {
     awk -F'\t' -v s="$2" 'NR > 2 && $2 == s { n++ } END { print n + 0 }' "$1"

@@ -4,14 +4,6 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 
-run() {
-    "$CREW" run --plugin "$PLUG" --data "$DATA" "$@"
-}
-# In the background, as crew itself (so that $! is crew's pid, for kill).
-run_bg() {
-    exec "$CREW" run --plugin "$PLUG" --data "$DATA" "$@"
-}
-
 # ---- formats, escaping, task lines ---------------------------------------
 
 note "formats"
