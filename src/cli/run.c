@@ -72,7 +72,6 @@ static bool slot_ready(slot *s, const cli_task_text *tt)
     s->res->t0 = s->res->t1 = 0;
     s->res->spool_error = 0;
     s->task = (crew_task){.fn = run_task, .arg = s->arg, .arg_size = need};
-    s->line_no = tt->line_no;
     s->given_at = coarse_wall();
     s->finished = false;
     return true;
@@ -293,11 +292,12 @@ static void *signal_main(void *arg)
                           "(again to kill them)");
                 (void)!write(R.wake[1], "x", 1);
             } else {
-                /* Everything written so far is whole in the output and
-                 * the log (each record and line is one write); the
-                 * workers die with this process. */
+                /* Write what waits, output then log, unless a writer is
+                 * in the middle of a record (its records and lines are
+                 * then lost together, and a resume runs those tasks
+                 * again); the workers die with this process. */
                 if (pthread_mutex_trylock(&R.io_lock) == 0)
-                    flush_io(); /* a writer holding it may be mid-record */
+                    flush_io();
                 cli_error("killed the running tasks");
                 _exit(CLI_INTERRUPTED);
             }

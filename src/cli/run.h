@@ -53,7 +53,6 @@ typedef struct slot {
     task_arg *arg;
     size_t arg_cap;
     task_result *res;
-    uint64_t line_no;
     double given_at;
     bool finished;
 } slot;

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +59,8 @@ static worker_state *worker_init(void)
 void run_worker_exit(void *ctx)
 {
     (void)ctx;
-    if (tls_state.ready && tls_state.init_rc == 0 && wk.plugin->fini)
+    /* once for each successful init, as crew_plugin.h promises */
+    if (tls_state.ready && wk.plugin->init && tls_state.init_rc == 0 && wk.plugin->fini)
         wk.plugin->fini(tls_state.state);
 }
 
@@ -93,6 +95,10 @@ static int overflow(crew_out *out, const void *p, size_t n)
 {
     host *h = out->host;
     if (!wk.processes) {
+        if (n > SIZE_MAX / 4 - out->len) {
+            h->res->spool_error = ENOMEM;
+            return CREW_ENOMEM;
+        }
         size_t cap = out->cap * 2;
         while (cap - out->len < n)
             cap *= 2;
@@ -171,7 +177,6 @@ int run_task(const void *shared, const void *arg, void *result)
     r->t1 = cli_wall();
     return rc;
 }
-
 
 void run_fini_threads(void)
 {
