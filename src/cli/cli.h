@@ -45,9 +45,13 @@ const char *cli_human_size(double bytes, char *buf, size_t size);
  * was.  -1 and errno on failure. */
 int cli_open_keep(const char *path, int flags, bool *created);
 
-/* Monotonic and wall clocks, in seconds. */
+/* Monotonic and wall clocks, in seconds.  The coarse ones (a few ms of
+ * resolution) cost a fraction of a precise read on some virtual machines:
+ * for what is read once per task without needing precision. */
 double cli_now(void);
 double cli_wall(void);
+double cli_coarse_now(void);
+double cli_coarse_wall(void);
 
 /*
  * The progress bar: one line on stderr, redrawn about ten times a second

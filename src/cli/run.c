@@ -40,15 +40,6 @@ run_state R;
 
 /* ---- the feed ------------------------------------------------------------- */
 
-/* Enough to date a task that left no times of its own (it crashed), at a
- * fraction of a precise clock's cost on some virtual machines. */
-static double coarse_wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static bool slot_ready(slot *s, const cli_task_text *tt)
 {
     size_t need = sizeof *s->arg + tt->arg_len + 1;
@@ -72,7 +63,7 @@ static bool slot_ready(slot *s, const cli_task_text *tt)
     s->res->t0 = s->res->t1 = 0;
     s->res->spool_error = 0;
     s->task = (crew_task){.fn = run_task, .arg = s->arg, .arg_size = need};
-    s->given_at = coarse_wall();
+    s->given_at = cli_coarse_wall(); /* dates a task that left no times (crashed) */
     s->finished = false;
     return true;
 }
@@ -283,7 +274,7 @@ static void *signal_main(void *arg)
         int sig = sigtimedwait(set, NULL, &ts);
         /* records of tasks that finished while nothing else did */
         pthread_mutex_lock(&R.io_lock);
-        if ((R.obuf.len || R.lbuf.len) && coarse_now() - R.flushed_at >= IO_DELAY)
+        if ((R.obuf.len || R.lbuf.len) && cli_coarse_now() - R.flushed_at >= IO_DELAY)
             flush_io();
         pthread_mutex_unlock(&R.io_lock);
         if (sig == SIGINT || sig == SIGTERM) {
@@ -771,7 +762,7 @@ static int start(void)
 int cli_run(int argc, char **argv)
 {
     pthread_mutex_init(&R.io_lock, NULL);
-    R.flushed_at = coarse_now();
+    R.flushed_at = cli_coarse_now();
     /* Signals go to one thread; block them first, so that every thread
      * and worker process inherits the mask, and a signal that comes while
      * the run is being set up waits for that thread (SIGUSR1 would kill an

@@ -128,7 +128,6 @@ int write_all(int fd, const char *p, size_t n);
 /* run_output.c */
 #define IO_BATCH ((size_t)64 << 10)
 #define IO_DELAY 0.1 /* seconds a finished task's record may wait */
-double coarse_now(void);
 void discard(slot *s);
 void fatal(const char *what);
 void flush_io(void);

@@ -82,18 +82,10 @@ void fatal(const char *what)
     R.fatal = CLI_USAGE;
 }
 
-
-double coarse_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Write what records and log lines wait, in that order.  Under io_lock. */
 void flush_io(void)
 {
-    R.flushed_at = coarse_now();
+    R.flushed_at = cli_coarse_now();
     if (R.fatal)
         return;
     int e = write_all(R.out_fd, R.obuf.p, R.obuf.len);
@@ -307,7 +299,8 @@ void emit(slot *s)
         fatal("out of memory writing the job log");
         return;
     }
-    if (R.obuf.len >= IO_BATCH || R.lbuf.len >= IO_BATCH || coarse_now() - R.flushed_at >= IO_DELAY)
+    if (R.obuf.len >= IO_BATCH || R.lbuf.len >= IO_BATCH ||
+        cli_coarse_now() - R.flushed_at >= IO_DELAY)
         flush_io();
     pthread_mutex_unlock(&R.io_lock);
 }

@@ -108,18 +108,31 @@ const char *cli_human_size(double bytes, char *buf, size_t size)
     return buf;
 }
 
-double cli_now(void)
+static double seconds(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double cli_now(void)
+{
+    return seconds(CLOCK_MONOTONIC);
 }
 
 double cli_wall(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return seconds(CLOCK_REALTIME);
+}
+
+double cli_coarse_now(void)
+{
+    return seconds(CLOCK_MONOTONIC_COARSE);
+}
+
+double cli_coarse_wall(void)
+{
+    return seconds(CLOCK_REALTIME_COARSE);
 }
 
 int cli_open_keep(const char *path, int flags, bool *created)
