@@ -1,0 +1,165 @@
+/*
+ * crew_mpi.h -- crew across the ranks of an MPI communicator.
+ *
+ * The same job as crew_run -- many tasks over one read-only data set, N at
+ * a time -- when one machine is not enough.  Every rank has its own crew
+ * pool (threads or processes, N workers each) and its own copy of the data
+ * per node; one rank, the root, holds the tasks.  It hands them out in
+ * chunks on demand (large while much is left, small at the end, so every
+ * rank finishes at about the same time), every rank runs its chunks on its
+ * own pool, and each task's status and result bytes come back to the root.
+ * The root's own pool runs chunks too.
+ *
+ * Function pointers differ between processes (and binaries), so a task
+ * names its function by index into a table that every rank registers in
+ * the same order; crew checks at the start that the names agree.
+ *
+ * Link with -lcrew_mpi -lcrew through your MPI's compiler wrapper (mpicc),
+ * or with find_package(crew) and crew::crew_mpi in CMake.  MPI must be initialised with at
+ * least MPI_THREAD_FUNNELED, and the calls below made from the thread that
+ * initialised it (or any one thread at a time with MPI_THREAD_SERIALIZED):
+ * crew makes its MPI calls only from the calling thread.  Built against
+ * Open MPI; any MPI-3 library should do.
+ *
+ * Failures: a task's failure is its status, as with crew_run.  A rank that
+ * dies ends the whole job on MPI libraries without fault tolerance (Open
+ * MPI, MPICH): the root cannot outlive it, so results should be consumed
+ * as they come (on_done / a feed's done), as `crew run --mpi` does with
+ * its job log.
+ */
+#ifndef CREW_MPI_H
+#define CREW_MPI_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crew.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One entry of the function table: the same names, in the same order, on
+ * every rank.  fn is this process's own pointer. */
+typedef struct crew_mpi_fn {
+    const char *name;
+    crew_task_fn *fn;
+} crew_mpi_fn;
+
+/* A task as the root gives it.  The rank that runs it calls
+ * fns[fn].fn(shared, a copy of arg, a zeroed buffer of result_size bytes);
+ * when it returns, those result_size bytes come back into result. */
+typedef struct crew_mpi_task {
+    uint32_t fn;                       /* index into the function table */
+    const void *arg;   size_t arg_size;
+    void *result;      size_t result_size; /* result may be NULL when 0 */
+    int status;        /* out: 0, fn's positive error, or a negative CREW_E... */
+    int detail;        /* out, process pools: as crew_task.detail */
+    unsigned runs;     /* out, process pools: as crew_task.runs */
+    int rank;          /* out: the rank that ran it; -1 when none did */
+} crew_mpi_task;
+
+typedef struct crew_mpi_opts {
+    int root;          /* the rank that holds the tasks; every rank passes the same */
+    /* Nonzero: once a task failed, give out no more; tasks given to a rank
+     * but not started there are cancelled (CREW_ECANCELED).  Tasks already
+     * running finish. */
+    int stop_on_error;
+    /* The most tasks one chunk holds; 0: 1024.  Chunks are smaller than
+     * this while few tasks are left (see crew_mpi_run). */
+    size_t chunk_max;
+    /* The root calls on_done(ctx, i) once per task, on the calling
+     * thread, as soon as its status and result are final (also for
+     * cancelled ones).  Other ranks ignore it. */
+    void (*on_done)(void *ctx, size_t index);
+    void *ctx;
+} crew_mpi_opts;
+
+/*
+ * crew_mpi_run -- run n tasks across every rank of comm, and return on
+ * every rank when all of them have a final status.  Collective: every rank
+ * of comm calls it, with its own pool (from crew_open; threads or
+ * processes) and its own `shared` (typically a crew_arena from
+ * crew_mpi_data_open), and the same table.  Only the root's tasks and n
+ * count; the other ranks pass NULL and 0.
+ * Scheduling: a rank is given a chunk when it has no more tasks queued
+ * than workers; a chunk holds about remaining / (2 x all workers) tasks
+ * per worker of that rank (at least 1, at most chunk_max), so it starts
+ * large and ends with single tasks.  Results travel in batches of up to a
+ * MiB.
+ * Returns, on every rank: 0 when every task returned 0; CREW_EFAILED when
+ * some did not (each task's status tells why); CREW_EINVAL (pool NULL, the
+ * root's tasks NULL with n > 0, a task's fn out of range, root not a rank
+ * of comm, tables that differ between ranks: nothing is run); CREW_ENOMEM;
+ * CREW_ENOTSUP (MPI was initialised below MPI_THREAD_FUNNELED); a process
+ * pool's CREW_EBUSY / CREW_ELOST as crew_run.  A task whose result or
+ * argument exceeds 1 GiB fails alone with CREW_E2BIG.
+ * Ownership: tasks, arguments and results stay the caller's; results are
+ * written before on_done.  Thread-safe: one call per communicator at a
+ * time; not from inside a task.
+ */
+CREW_API int crew_mpi_run(MPI_Comm comm, crew *pool, const void *shared, const crew_mpi_fn *fns,
+                                   size_t n_fns, crew_mpi_task *tasks, size_t n, const crew_mpi_opts *opts);
+
+/*
+ * A feed for crew_mpi_run_feed: as crew_feed, for tasks that come one at a
+ * time on the root (a stream too long to hold, or a bounded window of
+ * results in order).  next returns 1 and sets *task, 0 when there are no
+ * more, CREW_EAGAIN when there is none until a task in flight comes back
+ * (it is called again after the next done), any other negative value to
+ * stop: tasks given but not started come back with CREW_ECANCELED.  done
+ * gets each task once, with its status and result final; crew no longer
+ * touches it.  Both are called on the root's calling thread only, never
+ * concurrently.  total (0: unknown) is how many tasks next will give, a
+ * hint that sizes chunks.
+ */
+typedef struct crew_mpi_feed {
+    int (*next)(void *ctx, crew_mpi_task **task);
+    void (*done)(void *ctx, crew_mpi_task *task);
+    void *ctx;
+    uint64_t total;
+} crew_mpi_feed;
+
+/*
+ * crew_mpi_run_feed -- crew_mpi_run with tasks from a feed.  The root
+ * passes the feed; the other ranks pass NULL.  opts->on_done is not used.
+ * Returns as crew_mpi_run, plus a negative value next returned, and
+ * CREW_EINVAL for a feed that returns CREW_EAGAIN with nothing in flight.
+ */
+CREW_API int crew_mpi_run_feed(MPI_Comm comm, crew *pool, const void *shared, const crew_mpi_fn *fns,
+                      size_t n_fns, const crew_mpi_feed *feed, const crew_mpi_opts *opts);
+
+/*
+ * One copy of a snapshot per node.
+ *
+ * crew_mpi_data_open -- open the snapshot at `path` on every rank of comm.
+ * Collective.  Where every rank of a node can open the file, each maps it
+ * (the page cache holds one copy per node).  Where one cannot (the file is
+ * only on the root's disk), the root's bytes are broadcast once to that
+ * node, into an MPI-3 shared-memory window that all its ranks map: one
+ * copy per node either way, and nothing written to the node's disk.
+ * flags: 0 or CREW_ARENA_VERIFY (every rank checks the checksum of what it
+ * maps; a broadcast is checked on arrival).  Open the data before
+ * crew_open of a process pool, so that its workers inherit the window.
+ * Returns, on every rank, 0 and sets *data; or the same error everywhere:
+ * the root's crew_arena_open error when the root cannot open it; CREW_EIO
+ * when a node's copy fails (the failing rank prints nothing: the error
+ * code says what); CREW_EINVAL (NULL arguments); CREW_ENOMEM.
+ * Ownership: the caller closes *data with crew_mpi_data_close, a
+ * collective call, after the last task that reads it.
+ */
+typedef struct crew_mpi_data crew_mpi_data;
+CREW_API int crew_mpi_data_open(MPI_Comm comm, const char *path, unsigned flags, crew_mpi_data **data);
+/* The arena to pass as `shared` (valid until crew_mpi_data_close). */
+CREW_API const crew_arena *crew_mpi_data_arena(const crew_mpi_data *data);
+/* 1 when this rank's copy arrived by broadcast, 0 when mapped from the
+ * file. */
+CREW_API int crew_mpi_data_broadcast(const crew_mpi_data *data);
+/* Collective.  NULL: no-op (on every rank). */
+CREW_API void crew_mpi_data_close(crew_mpi_data *data);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
