@@ -63,6 +63,7 @@ enum {
     CREW_ECANCELED = -ECANCELED, /* a task was not run because the run stopped */
     CREW_EBUSY     = -EBUSY,     /* the object is in use */
     CREW_E2BIG     = -E2BIG,     /* process pool: a task's arg_size + result_size too large */
+    CREW_EIO       = -EIO,       /* MPI: a rank could not get or keep its copy of the data */
 
     CREW__EBASE    = -10000,
     CREW_EFAILED   = -10001,     /* crew_run: some tasks failed; see their status */

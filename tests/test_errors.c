@@ -32,6 +32,7 @@ static const struct {
 } crew_errno[] = {
     CODE(CREW_EINVAL),    CODE(CREW_ENOMEM),    CODE(CREW_EAGAIN), CODE(CREW_ENOENT),
     CODE(CREW_ETIMEDOUT), CODE(CREW_ECANCELED), CODE(CREW_EBUSY), CODE(CREW_E2BIG),
+    CODE(CREW_EIO),
 };
 
 #define N_OWN (sizeof crew_own / sizeof crew_own[0])

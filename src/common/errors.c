@@ -44,6 +44,7 @@ static const struct {
     {CREW_ETIMEDOUT, "CREW_ETIMEDOUT", "timed out: the task ran longer than task_timeout and was killed"},
     {CREW_E2BIG, "CREW_E2BIG", "a task's argument and result are too large for a process pool (put them in an arena)"},
     {CREW_ECANCELED, "CREW_ECANCELED", "the task was cancelled before it ran"},
+    {CREW_EIO, "CREW_EIO", "input/output error (MPI: a rank's copy of the data, or a message, failed)"},
 };
 
 /*

@@ -1,0 +1,884 @@
+/*
+ * engine.c -- tasks across the ranks of a communicator.
+ *
+ * Every rank has two threads in a run.  The calling thread makes every MPI
+ * call (so MPI_THREAD_FUNNELED is enough) and, on the root, every call of
+ * the source (next/done).  A runner thread drives crew_run_feed on the
+ * rank's own pool, fed from a queue of received tasks; its finished tasks
+ * go into a batch of results that the calling thread sends.  The root is
+ * one of the ranks that run tasks: its chunks go into its own queue
+ * without MPI.
+ *
+ * The calling thread never blocks in MPI (an MPI library's blocking calls
+ * spin, which costs a core on a machine with more ranks than cores): it
+ * polls with MPI_Iprobe/MPI_Testsome, and between polls sleeps on a
+ * condition variable that the runner signals when it has a full batch or
+ * nothing left to run.  The sleep doubles from 20 us to 1 ms while
+ * nothing happens, and results wait at most 200 us to be batched.
+ *
+ * Messages (native byte order: the ranks of one job share an ABI):
+ *   CHUNK   root -> rank  records {u64 id, u32 fn, u32 0, u64 result_size,
+ *                         u64 arg_size, arg, padding to 8}
+ *   RESULTS rank -> root  records {u64 id, i32 status, i32 detail,
+ *                         u32 runs, u32 0, u64 len, bytes, padding to 8}
+ *   CANCEL  root -> rank  empty: drop the tasks not started
+ *   STOP    root -> rank  {i32 rc}: no more tasks; the run's result
+ * Every send is nonblocking: two ranks sending large messages to each
+ * other at once must not wait for each other.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mpi/engine.h"
+#include "mpi/mpi_internal.h"
+
+#define BATCH_BYTES ((size_t)1 << 20) /* results sent at once past this */
+#define BATCH_WAIT 200e-6             /* ... or once the oldest waited this */
+#define POLL_MIN 20e-6
+#define POLL_MAX 1e-3
+
+/* ---- byte buffers ---------------------------------------------------------- */
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+} buf;
+
+static int buf_reserve(buf *b, size_t more)
+{
+    if (more > SIZE_MAX / 2 - b->len)
+        return CREW_ENOMEM;
+    if (b->len + more <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return CREW_ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static void buf_put(buf *b, const void *p, size_t n)
+{
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static void buf_pad(buf *b)
+{
+    while (b->len % 8)
+        b->p[b->len++] = 0;
+}
+
+static size_t padded(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- records ----------------------------------------------------------------- */
+
+typedef struct chunk_rec {
+    uint64_t id;
+    uint32_t fn, zero;
+    uint64_t result_size, arg_size;
+} chunk_rec;
+
+typedef struct result_rec {
+    uint64_t id;
+    int32_t status, detail;
+    uint32_t runs, zero;
+    uint64_t len;
+} result_rec;
+
+/* Appends a result record; on no memory, the record says so without its
+ * bytes (the root then fails that task instead of losing it). */
+static void put_result(buf *b, uint64_t id, int status, int detail, unsigned runs,
+                       const void *bytes, size_t len)
+{
+    result_rec r = {.id = id, .status = status, .detail = detail, .runs = runs, .len = len};
+    if (len > CREW__MPI_MAX_BYTES || buf_reserve(b, sizeof r + padded(len)) != 0) {
+        r.status = len > CREW__MPI_MAX_BYTES ? CREW_E2BIG : CREW_ENOMEM;
+        r.len = 0;
+        len = 0;
+        if (buf_reserve(b, sizeof r) != 0)
+            return; /* cannot happen once the buffer has its first 4 KiB */
+    }
+    buf_put(b, &r, sizeof r);
+    buf_put(b, bytes, len);
+    buf_pad(b);
+}
+
+/* ---- the runner: this rank's pool ---------------------------------------------- */
+
+typedef struct runner {
+    pthread_mutex_t mu;
+    pthread_cond_t more;      /* runner waits: tasks came, or no_more */
+    pthread_cond_t events;    /* calling thread waits: results, or finished */
+    crew__mpi_job *jobs, *free_jobs;
+    crew__mpi_job **queue;    /* ring of jobs received, not started */
+    size_t cap, head, n_queued;
+    size_t running;           /* given to crew, not done */
+    buf results;              /* finished, not sent yet */
+    size_t n_results;
+    double first_result_at;
+    bool no_more, finished, caller_waiting;
+    int run_rc;
+    crew *pool;
+    const void *shared;
+    const crew__mpi_hooks *hooks;
+    pthread_t thread;
+} runner;
+
+static void finish_job(runner *r, crew__mpi_job *j, int status, int detail, unsigned runs,
+                       const void *bytes, size_t len)
+{
+    pthread_mutex_lock(&r->mu);
+    if (!r->n_results)
+        r->first_result_at = now();
+    put_result(&r->results, j->id, status, detail, runs, bytes, len);
+    r->n_results++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void drop_job(runner *r, crew__mpi_job *j)
+{
+    if (j->made && r->hooks->release)
+        r->hooks->release(r->hooks->ctx, j);
+    free(j->arg);
+    j->arg = NULL;
+    j->made = false;
+    pthread_mutex_lock(&r->mu);
+    j->next_free = r->free_jobs;
+    r->free_jobs = j;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int local_next(void *ctx, crew_task **task)
+{
+    runner *r = ctx;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        if (r->n_queued) {
+            crew__mpi_job *j = r->queue[r->head];
+            r->head = (r->head + 1) % r->cap;
+            r->n_queued--;
+            r->running++;
+            pthread_mutex_unlock(&r->mu);
+            memset(&j->task, 0, sizeof j->task);
+            int st = r->hooks->make(r->hooks->ctx, j);
+            if (st == 0) {
+                j->made = true;
+                *task = &j->task;
+                return 1;
+            }
+            finish_job(r, j, st, 0, 0, NULL, 0);
+            drop_job(r, j);
+            pthread_mutex_lock(&r->mu);
+            r->running--;
+            continue;
+        }
+        if (r->no_more) {
+            pthread_mutex_unlock(&r->mu);
+            return 0;
+        }
+        if (r->running) {
+            /* crew asks again after the next done */
+            pthread_mutex_unlock(&r->mu);
+            return CREW_EAGAIN;
+        }
+        if (r->caller_waiting)
+            pthread_cond_signal(&r->events);
+        pthread_cond_wait(&r->more, &r->mu);
+    }
+}
+
+static void local_done(void *ctx, crew_task *task)
+{
+    runner *r = ctx;
+    crew__mpi_job *j = (crew__mpi_job *)task;
+    const void *bytes = NULL;
+    size_t len = r->hooks->reply(r->hooks->ctx, j, &bytes);
+    finish_job(r, j, task->status, task->detail, task->runs, bytes, len);
+    drop_job(r, j);
+    pthread_mutex_lock(&r->mu);
+    r->running--;
+    /* Wake a sleeping caller for the first result of a batch (it then
+     * sleeps until the batch is due), a full batch, or an idle rank. */
+    if (r->caller_waiting && (r->n_results == 1 || r->results.len >= BATCH_BYTES ||
+                              (!r->running && !r->n_queued)))
+        pthread_cond_signal(&r->events);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void *runner_main(void *arg)
+{
+    runner *r = arg;
+    crew_feed feed = {.next = local_next, .done = local_done, .ctx = r};
+    int rc = crew_run_feed(r->pool, r->shared, &feed);
+    pthread_mutex_lock(&r->mu);
+    r->finished = true;
+    r->run_rc = rc == CREW_EFAILED ? 0 : rc;
+    pthread_cond_signal(&r->events);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static int runner_start(runner *r, crew *pool, const void *shared, const crew__mpi_hooks *hooks,
+                        size_t cap)
+{
+    memset(r, 0, sizeof *r);
+    r->pool = pool;
+    r->shared = shared;
+    r->hooks = hooks;
+    r->cap = cap;
+    r->jobs = calloc(cap, sizeof *r->jobs);
+    r->queue = calloc(cap, sizeof *r->queue);
+    if (!r->jobs || !r->queue || buf_reserve(&r->results, 4096) != 0) {
+        free(r->jobs);
+        free(r->queue);
+        free(r->results.p);
+        return CREW_ENOMEM;
+    }
+    for (size_t i = cap; i-- > 0;) {
+        r->jobs[i].next_free = r->free_jobs;
+        r->free_jobs = &r->jobs[i];
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->more, NULL);
+    pthread_cond_init(&r->events, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&r->thread, NULL, runner_main, r) != 0) {
+        /* Run nothing; every task given fails with CREW_EAGAIN. */
+        r->finished = true;
+        r->run_rc = CREW_EAGAIN;
+        r->thread = pthread_self();
+    }
+    return 0;
+}
+
+static void runner_stop(runner *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->no_more = true;
+    pthread_cond_signal(&r->more);
+    pthread_mutex_unlock(&r->mu);
+    if (!pthread_equal(r->thread, pthread_self()))
+        pthread_join(r->thread, NULL);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->more);
+    pthread_cond_destroy(&r->events);
+    free(r->jobs);
+    free(r->queue);
+    free(r->results.p);
+}
+
+/* Queue the tasks of a chunk (the root's own, or one received).  A task
+ * the runner can no longer take fails at once. */
+static void runner_take(runner *r, const char *p, size_t len)
+{
+    size_t at = 0;
+    while (len - at >= sizeof(chunk_rec)) {
+        chunk_rec c;
+        memcpy(&c, p + at, sizeof c);
+        at += sizeof c;
+        if (c.arg_size > len - at)
+            break; /* cannot happen: we wrote it */
+        const char *arg = p + at;
+        at += padded(c.arg_size);
+        pthread_mutex_lock(&r->mu);
+        crew__mpi_job *j = r->free_jobs;
+        if (j)
+            r->free_jobs = j->next_free;
+        bool dead = r->finished;
+        int rc = r->run_rc;
+        pthread_mutex_unlock(&r->mu);
+        if (!j) {
+            /* The root gives no rank more than its capacity. */
+            crew__mpi_job tmp = {.id = c.id};
+            finish_job(r, &tmp, CREW_ENOMEM, 0, 0, NULL, 0);
+            continue;
+        }
+        j->id = c.id;
+        j->fn = c.fn;
+        j->result_size = c.result_size;
+        j->arg_size = c.arg_size;
+        j->made = false;
+        j->user = NULL;
+        j->arg = malloc(c.arg_size ? c.arg_size : 1);
+        if (!j->arg || dead) {
+            finish_job(r, j, dead ? (rc ? rc : CREW_ECANCELED) : CREW_ENOMEM, 0, 0, NULL, 0);
+            drop_job(r, j);
+            continue;
+        }
+        memcpy(j->arg, arg, c.arg_size);
+        pthread_mutex_lock(&r->mu);
+        r->queue[(r->head + r->n_queued) % r->cap] = j;
+        r->n_queued++;
+        pthread_cond_signal(&r->more);
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+/* Tasks queued and not started: cancelled (a stop), or failed (the pool
+ * is gone). */
+static void runner_drop_queued(runner *r, int status)
+{
+    pthread_mutex_lock(&r->mu);
+    while (r->n_queued) {
+        crew__mpi_job *j = r->queue[r->head];
+        r->head = (r->head + 1) % r->cap;
+        r->n_queued--;
+        pthread_mutex_unlock(&r->mu);
+        finish_job(r, j, status, 0, 0, NULL, 0);
+        drop_job(r, j);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Take the batch of results if it should go now (or `force`): 1 and *out
+ * holds it (the runner gets `spare` to fill next). */
+static bool runner_collect(runner *r, buf *out, bool force)
+{
+    bool take = false;
+    pthread_mutex_lock(&r->mu);
+    if (r->n_results &&
+        (force || r->results.len >= BATCH_BYTES || now() - r->first_result_at >= BATCH_WAIT ||
+         (!r->running && !r->n_queued))) {
+        buf t = r->results;
+        r->results = *out;
+        r->results.len = 0;
+        *out = t;
+        r->n_results = 0;
+        take = true;
+    }
+    /* A runner that ended early (its pool is lost) fails what it holds. */
+    bool dead = r->finished && r->n_queued;
+    int rc = r->run_rc;
+    pthread_mutex_unlock(&r->mu);
+    if (dead)
+        runner_drop_queued(r, rc ? rc : CREW_ECANCELED);
+    return take;
+}
+
+/* Sleep until the runner has something, or `wait` seconds passed. */
+static void runner_wait(runner *r, double wait)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->n_results && !r->running && !r->n_queued) {
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    if (r->n_results) {
+        double left = r->first_result_at + BATCH_WAIT - now();
+        if (left < wait)
+            wait = left;
+    }
+    if (wait > 0 && !(r->finished && r->n_queued)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double end = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + wait;
+        ts.tv_sec = (time_t)end;
+        ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
+        r->caller_waiting = true;
+        pthread_cond_timedwait(&r->events, &r->mu, &ts);
+        r->caller_waiting = false;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static bool runner_idle(runner *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool idle = r->finished && !r->n_queued && !r->running && !r->n_results;
+    pthread_mutex_unlock(&r->mu);
+    return idle;
+}
+
+/* ---- sends in flight ------------------------------------------------------------ */
+
+typedef struct sends {
+    MPI_Request *req;
+    buf *bufs;
+    size_t n, cap;
+} sends;
+
+static int send_bytes(sends *s, MPI_Comm comm, int to, int tag, buf *b)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 16;
+        MPI_Request *req = realloc(s->req, cap * sizeof *req);
+        if (!req)
+            return CREW_ENOMEM;
+        s->req = req;
+        buf *bufs = realloc(s->bufs, cap * sizeof *bufs);
+        if (!bufs)
+            return CREW_ENOMEM;
+        s->bufs = bufs;
+        s->cap = cap;
+    }
+    s->bufs[s->n] = *b;
+    *b = (buf){0};
+    if (MPI_Isend(s->bufs[s->n].p, (int)s->bufs[s->n].len, MPI_BYTE, to, tag, comm,
+                  &s->req[s->n]) != MPI_SUCCESS) {
+        free(s->bufs[s->n].p);
+        return CREW_EIO;
+    }
+    s->n++;
+    return 0;
+}
+
+/* Free what has gone; true when nothing is in flight. */
+static bool sends_test(sends *s, bool wait_all)
+{
+    if (!s->n)
+        return true;
+    if (wait_all) {
+        MPI_Waitall((int)s->n, s->req, MPI_STATUSES_IGNORE);
+    } else {
+        int flag = 0;
+        MPI_Testall((int)s->n, s->req, &flag, MPI_STATUSES_IGNORE);
+        if (!flag) {
+            /* keep it simple: test the oldest ones one by one */
+            size_t k = 0;
+            for (size_t i = 0; i < s->n; i++) {
+                int done = 0;
+                if (s->req[i] != MPI_REQUEST_NULL)
+                    MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
+                else
+                    done = 1;
+                if (done) {
+                    free(s->bufs[i].p);
+                } else {
+                    s->req[k] = s->req[i];
+                    s->bufs[k] = s->bufs[i];
+                    k++;
+                }
+            }
+            s->n = k;
+            return s->n == 0;
+        }
+    }
+    for (size_t i = 0; i < s->n; i++)
+        free(s->bufs[i].p);
+    s->n = 0;
+    return true;
+}
+
+static void sends_free(sends *s)
+{
+    sends_test(s, true);
+    free(s->req);
+    free(s->bufs);
+}
+
+/* Receive the message MPI_Iprobe found into b. */
+static int recv_probed(MPI_Comm comm, MPI_Status *st, buf *b)
+{
+    int count = 0;
+    MPI_Get_count(st, MPI_BYTE, &count);
+    b->len = 0;
+    if (count < 0 || buf_reserve(b, (size_t)count + 1) != 0)
+        return CREW_ENOMEM; /* left on the wire: tried again at the next poll */
+    MPI_Recv(b->p, count, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, comm, MPI_STATUS_IGNORE);
+    b->len = (size_t)count;
+    return 0;
+}
+
+/* ---- a rank that is not the root --------------------------------------------- */
+
+static int serve(MPI_Comm comm, int root, runner *r)
+{
+    sends out = {0};
+    buf in = {0}, batch = {0};
+    int rc = 0;
+    bool stopped = false;
+    double poll = POLL_MIN;
+    for (;;) {
+        bool progress = false;
+        int flag = 0;
+        MPI_Status st;
+        while (!stopped && MPI_Iprobe(root, MPI_ANY_TAG, comm, &flag, &st) == MPI_SUCCESS &&
+               flag) {
+            if (recv_probed(comm, &st, &in) != 0)
+                break;
+            progress = true;
+            if (st.MPI_TAG == CREW__TAG_CHUNK) {
+                runner_take(r, in.p, in.len);
+            } else if (st.MPI_TAG == CREW__TAG_CANCEL) {
+                runner_drop_queued(r, CREW_ECANCELED);
+            } else if (st.MPI_TAG == CREW__TAG_STOP) {
+                int32_t v = 0;
+                if (in.len >= sizeof v)
+                    memcpy(&v, in.p, sizeof v);
+                rc = v;
+                stopped = true;
+                runner_drop_queued(r, CREW_ECANCELED); /* none: the root waited for all */
+                pthread_mutex_lock(&r->mu);
+                r->no_more = true;
+                pthread_cond_signal(&r->more);
+                pthread_mutex_unlock(&r->mu);
+            }
+        }
+        if (runner_collect(r, &batch, stopped)) {
+            progress = true;
+            if (send_bytes(&out, comm, root, CREW__TAG_RESULTS, &batch) != 0)
+                break;
+        }
+        sends_test(&out, false);
+        if (stopped && runner_idle(r))
+            break;
+        if (progress) {
+            poll = POLL_MIN;
+        } else {
+            runner_wait(r, poll);
+            poll = poll * 2 > POLL_MAX ? POLL_MAX : poll * 2;
+        }
+    }
+    sends_free(&out);
+    free(in.p);
+    free(batch.p);
+    return rc;
+}
+
+/* ---- the root ------------------------------------------------------------------- */
+
+typedef struct root_state {
+    MPI_Comm comm;
+    int me, size;
+    const crew__mpi_source *src;
+    size_t n_fns, chunk_max;
+    uint32_t *workers;       /* per rank */
+    uint64_t *inflight;      /* per rank */
+    uint64_t total_inflight, given;
+    crew_mpi_task **by_id;   /* id -> task */
+    uint64_t *free_ids;
+    size_t n_free_ids, n_ids;
+    uint64_t workers_all;
+    bool exhausted, stopping, any_failed;
+    int err;
+    runner *r;
+    sends out;
+    buf in, chunk, batch;
+} root_state;
+
+static void deliver(root_state *s, crew_mpi_task *t, int status, int detail, unsigned runs,
+                    int rank, const void *bytes, size_t len)
+{
+    t->status = status;
+    t->detail = detail;
+    t->runs = runs;
+    t->rank = rank;
+    if (status != 0)
+        s->any_failed = true;
+    s->src->done(s->src->ctx, t, bytes, len);
+}
+
+static void stop_all(root_state *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    for (int k = 0; k < s->size; k++) {
+        if (k == s->me) {
+            runner_drop_queued(s->r, CREW_ECANCELED);
+        } else {
+            buf empty = {0};
+            send_bytes(&s->out, s->comm, k, CREW__TAG_CANCEL, &empty);
+        }
+    }
+}
+
+static void take_results(root_state *s, int rank, const char *p, size_t len)
+{
+    size_t at = 0;
+    while (len - at >= sizeof(result_rec)) {
+        result_rec rr;
+        memcpy(&rr, p + at, sizeof rr);
+        at += sizeof rr;
+        if (rr.len > len - at || rr.id >= s->n_ids || !s->by_id[rr.id])
+            break; /* cannot happen: we wrote it */
+        crew_mpi_task *t = s->by_id[rr.id];
+        s->by_id[rr.id] = NULL;
+        s->free_ids[s->n_free_ids++] = rr.id;
+        s->inflight[rank]--;
+        s->total_inflight--;
+        deliver(s, t, rr.status, rr.detail, rr.runs, rank, p + at, rr.len);
+        at += padded(rr.len);
+        if (rr.status != 0 && s->src->stop_on_error)
+            stop_all(s);
+    }
+}
+
+/* A chunk that could not be sent (no memory): its tasks fail here. */
+static void fail_chunk(root_state *s, int k)
+{
+    size_t at = 0;
+    while (s->chunk.len - at >= sizeof(chunk_rec)) {
+        chunk_rec c;
+        memcpy(&c, s->chunk.p + at, sizeof c);
+        at += sizeof c + padded(c.arg_size);
+        crew_mpi_task *t = s->by_id[c.id];
+        s->by_id[c.id] = NULL;
+        s->free_ids[s->n_free_ids++] = c.id;
+        s->inflight[k]--;
+        s->total_inflight--;
+        deliver(s, t, CREW_ENOMEM, 0, 0, -1, NULL, 0);
+    }
+    s->chunk.len = 0;
+}
+
+/* How many tasks rank k gets now: about remaining / (2 x all workers) per
+ * worker of k while the total is known, a few per worker when not. */
+static size_t chunk_size(root_state *s, int k)
+{
+    uint64_t w = s->workers[k];
+    uint64_t want;
+    if (s->src->total) {
+        uint64_t left = s->src->total > s->given ? s->src->total - s->given : 1;
+        want = (left + 2 * s->workers_all - 1) / (2 * s->workers_all) * w;
+    } else {
+        want = 16 * w;
+    }
+    uint64_t room = s->chunk_max + 2 * w - s->inflight[k];
+    if (want > room)
+        want = room;
+    if (want > s->chunk_max)
+        want = s->chunk_max;
+    return want ? (size_t)want : 1;
+}
+
+/* Fill rank k's next chunk from the source; false when nothing was given. */
+static bool hand_out(root_state *s, int k)
+{
+    size_t want = chunk_size(s, k), n = 0;
+    s->chunk.len = 0;
+    while (n < want && s->chunk.len < BATCH_BYTES && !s->exhausted && !s->stopping) {
+        crew_mpi_task *t = NULL;
+        int rc = s->src->next(s->src->ctx, &t);
+        if (rc == 0) {
+            s->exhausted = true;
+            break;
+        }
+        if (rc == CREW_EAGAIN) {
+            if (!s->total_inflight && !n) {
+                s->err = CREW_EINVAL; /* nothing will ever come back */
+                stop_all(s);
+            }
+            break;
+        }
+        if (rc != 1 || !t) {
+            s->err = rc < 0 ? rc : CREW_EINVAL;
+            stop_all(s);
+            break;
+        }
+        s->given++;
+        if (t->fn >= s->n_fns || (t->arg_size && !t->arg)) {
+            deliver(s, t, CREW_EINVAL, 0, 0, -1, NULL, 0);
+            if (s->src->stop_on_error)
+                stop_all(s);
+            continue;
+        }
+        if (t->arg_size > CREW__MPI_MAX_BYTES || t->result_size > CREW__MPI_MAX_BYTES) {
+            deliver(s, t, CREW_E2BIG, 0, 0, -1, NULL, 0);
+            if (s->src->stop_on_error)
+                stop_all(s);
+            continue;
+        }
+        chunk_rec c = {.fn = t->fn, .result_size = t->result_size, .arg_size = t->arg_size};
+        if (buf_reserve(&s->chunk, sizeof c + padded(t->arg_size)) != 0) {
+            deliver(s, t, CREW_ENOMEM, 0, 0, -1, NULL, 0);
+            continue;
+        }
+        c.id = s->free_ids[--s->n_free_ids];
+        s->by_id[c.id] = t;
+        buf_put(&s->chunk, &c, sizeof c);
+        if (t->arg_size)
+            buf_put(&s->chunk, t->arg, t->arg_size);
+        buf_pad(&s->chunk);
+        s->inflight[k]++;
+        s->total_inflight++;
+        n++;
+    }
+    if (!n)
+        return false;
+    if (k == s->me) {
+        runner_take(s->r, s->chunk.p, s->chunk.len);
+    } else if (send_bytes(&s->out, s->comm, k, CREW__TAG_CHUNK, &s->chunk) != 0) {
+        fail_chunk(s, k);
+    }
+    return true;
+}
+
+static int lead(root_state *s)
+{
+    double poll = POLL_MIN;
+    int next_rank = 0;
+    for (;;) {
+        bool progress = false;
+        int flag = 0;
+        MPI_Status st;
+        while (MPI_Iprobe(MPI_ANY_SOURCE, CREW__TAG_RESULTS, s->comm, &flag, &st) ==
+                   MPI_SUCCESS && flag) {
+            if (recv_probed(s->comm, &st, &s->in) != 0)
+                break;
+            progress = true;
+            take_results(s, st.MPI_SOURCE, s->in.p, s->in.len);
+        }
+        if (runner_collect(s->r, &s->batch, true)) {
+            progress = true;
+            take_results(s, s->me, s->batch.p, s->batch.len);
+        }
+        /* Every rank that runs low gets a chunk, in turn. */
+        for (int i = 0; i < s->size && !s->exhausted && !s->stopping; i++) {
+            int k = (next_rank + i) % s->size;
+            if (s->inflight[k] < 2 * (uint64_t)s->workers[k] && hand_out(s, k))
+                progress = true;
+        }
+        next_rank = (next_rank + 1) % s->size;
+        if ((s->exhausted || s->stopping) && !s->total_inflight)
+            break;
+        sends_test(&s->out, false);
+        if (progress) {
+            poll = POLL_MIN;
+        } else {
+            /* Nothing from other ranks can wake us: poll them. */
+            runner_wait(s->r, s->size > 1 ? poll : 0.05);
+            poll = poll * 2 > POLL_MAX ? POLL_MAX : poll * 2;
+        }
+    }
+    int rc = s->err ? s->err : s->any_failed ? CREW_EFAILED : 0;
+    int32_t v = rc;
+    for (int k = 0; k < s->size; k++) {
+        if (k == s->me)
+            continue;
+        buf b = {0};
+        if (buf_reserve(&b, sizeof v) == 0) {
+            buf_put(&b, &v, sizeof v);
+            send_bytes(&s->out, s->comm, k, CREW__TAG_STOP, &b);
+        }
+        free(b.p);
+    }
+    sends_free(&s->out);
+    return rc;
+}
+
+/* ---- the run ----------------------------------------------------------------------- */
+
+static uint64_t names_hash(const char *const *names, size_t n)
+{
+    uint64_t h = 1469598103934665603ull ^ n;
+    for (size_t i = 0; i < n; i++) {
+        for (const char *c = names[i] ? names[i] : ""; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ull;
+        h = (h ^ 0xff) * 1099511628211ull;
+    }
+    return h;
+}
+
+int crew__mpi_engine(MPI_Comm comm_in, int root, crew *pool, const void *shared,
+                     const char *const *names, size_t n_fns, const crew__mpi_source *src,
+                     const crew__mpi_hooks *hooks)
+{
+    int inited = 0, level = 0;
+    MPI_Initialized(&inited);
+    if (!inited)
+        return CREW_EINVAL;
+    MPI_Query_thread(&level);
+    if (level < MPI_THREAD_FUNNELED)
+        return CREW_ENOTSUP;
+    int me, size;
+    MPI_Comm_rank(comm_in, &me);
+    MPI_Comm_size(comm_in, &size);
+    if (root < 0 || root >= size)
+        return CREW_EINVAL;
+    MPI_Comm comm;
+    if (MPI_Comm_dup(comm_in, &comm) != MPI_SUCCESS)
+        return CREW_EIO;
+
+    /* Agree on the table and the chunk size before anything runs. */
+    size_t chunk_max = hooks && hooks->chunk_max ? hooks->chunk_max : 1024;
+    uint64_t mine[3] = {n_fns, names_hash(names, n_fns), chunk_max};
+    uint64_t roots[3] = {mine[0], mine[1], mine[2]};
+    MPI_Bcast(roots, 3, MPI_UINT64_T, root, comm);
+    int ok = pool && hooks && hooks->make && hooks->reply && (n_fns == 0 || names) &&
+             memcmp(mine, roots, sizeof mine) == 0 && (me != root || (src && src->next && src->done));
+    uint32_t workers = pool ? crew_workers(pool) : 1;
+    if (!workers)
+        workers = 1;
+    runner r;
+    int rc = 0;
+    if (ok && runner_start(&r, pool, shared, hooks, chunk_max + 2 * (size_t)workers) != 0) {
+        ok = 0;
+        rc = CREW_ENOMEM;
+    }
+    int all_ok = 0, all_rc = 0;
+    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
+    MPI_Allreduce(&rc, &all_rc, 1, MPI_INT, MPI_MIN, comm);
+    uint32_t *counts = me == root ? calloc((size_t)size, sizeof *counts) : NULL;
+    int have_counts = me != root || counts != NULL, all_counts = 0;
+    MPI_Allreduce(&have_counts, &all_counts, 1, MPI_INT, MPI_MIN, comm);
+    if (!all_ok || !all_counts) {
+        if (ok)
+            runner_stop(&r);
+        free(counts);
+        MPI_Comm_free(&comm);
+        return all_rc ? all_rc : all_counts ? CREW_EINVAL : CREW_ENOMEM;
+    }
+    MPI_Gather(&workers, 1, MPI_UINT32_T, counts, 1, MPI_UINT32_T, root, comm);
+
+    if (me != root) {
+        rc = serve(comm, root, &r);
+        runner_stop(&r);
+        MPI_Comm_free(&comm);
+        return rc;
+    }
+
+    root_state s = {.comm = comm, .me = me, .size = size, .src = src, .n_fns = n_fns,
+                    .chunk_max = chunk_max, .workers = counts, .r = &r};
+    size_t ids = 0;
+    for (int k = 0; k < size; k++) {
+        if (!counts[k])
+            counts[k] = 1;
+        s.workers_all += counts[k];
+        ids += chunk_max + 2 * (size_t)counts[k];
+    }
+    s.n_ids = ids;
+    s.inflight = calloc((size_t)size, sizeof *s.inflight);
+    s.by_id = calloc(ids, sizeof *s.by_id);
+    s.free_ids = malloc(ids * sizeof *s.free_ids);
+    if (!s.inflight || !s.by_id || !s.free_ids) {
+        s.err = CREW_ENOMEM;
+        s.exhausted = true;
+    } else {
+        for (size_t i = 0; i < ids; i++)
+            s.free_ids[s.n_free_ids++] = ids - 1 - i;
+    }
+    rc = lead(&s);
+    runner_stop(&r);
+    free(s.inflight);
+    free(s.by_id);
+    free(s.free_ids);
+    free(s.in.p);
+    free(s.chunk.p);
+    free(s.batch.p);
+    free(counts);
+    MPI_Comm_free(&comm);
+    return rc;
+}
