@@ -20,6 +20,12 @@ enum {
 /* The subcommand running ("run", "pack", ...), for messages. */
 extern const char *cli_cmd;
 
+/* Under MPI, " (rank 3 on node7)" for ranks other than the root, so a
+ * message says where it comes from; cli_quiet silences messages that the
+ * root prints for every rank (a bad option). */
+extern char cli_origin[128];
+extern bool cli_quiet;
+
 /* Print "crew CMD: message" and a newline on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -5,6 +5,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#ifdef CREW_CLI_MPI
+#include "cli/run.h"
+/* crew-mpi: crew with the MPI side of `crew run --mpi` (run_mpi.c) */
+extern const run_mpi_ops run_mpi_impl;
+#endif
 #include "crew.h"
 #include "crew_plugin.h"
 
@@ -31,6 +36,9 @@ int main(int argc, char **argv)
     } commands[] = {
         {"run", cli_run}, {"pack", cli_pack}, {"inspect", cli_inspect}, {"demo", cli_demo},
     };
+#ifdef CREW_CLI_MPI
+    run_mpi = &run_mpi_impl;
+#endif
     if (argc < 2) {
         fputs(usage, stderr);
         return CLI_USAGE;

@@ -95,7 +95,7 @@ static bool skip_counted(const cli_task_text *tt, int *err)
     return sk;
 }
 
-static int feed_next(void *ctx, crew_task **task)
+int run_feed_next(void *ctx, crew_task **task)
 {
     (void)ctx;
     if (R.fatal)
@@ -165,21 +165,34 @@ static void settle(slot *s)
     cli_progress_add(R.bar, 1, s->task.status != 0);
 }
 
+/* What a finished task left that cannot be shown: a crash left no
+ * result, only perhaps part of a spool file; output that could not be
+ * kept whole (no memory, a full disk) fails the task with "memory" rather
+ * than show part of it.  (Under MPI, on the rank that ran it.) */
+void run_settle_result(task_result *res, crew_task *t, uint64_t seq)
+{
+    if (wk.processes && t->status < 0 && t->status != CREW_EINVAL) {
+        res->where = RES_SPOOL;
+        discard_result(res, seq);
+    } else if (res->spool_error) {
+        t->status = CREW_ENOMEM;
+        discard_result(res, seq);
+    }
+}
+
 static void feed_done(void *ctx, crew_task *task)
 {
     (void)ctx;
     slot *s = (slot *)task;
+    run_settle_result(s->res, &s->task, s->arg->seq);
+    run_slot_done(s);
+}
+
+/* Task s is over (its result settled): write its record, and those of
+ * the tasks after it that waited for it. */
+void run_slot_done(slot *s)
+{
     s->finished = true;
-    if (wk.processes && s->task.status < 0 && s->task.status != CREW_EINVAL) {
-        /* A crash left no result, only perhaps part of a spool file. */
-        s->res->where = RES_SPOOL;
-        discard(s);
-    } else if (s->res->spool_error) {
-        /* Its output could not be kept whole (no memory, a full disk):
-         * the task fails with "memory" rather than show part of it. */
-        s->task.status = CREW_ENOMEM;
-        discard(s);
-    }
     if (R.unordered) {
         settle(s);
         release(s);
@@ -268,7 +281,9 @@ static void resize_to(unsigned n)
 static void *signal_main(void *arg)
 {
     sigset_t *set = arg;
-    bool jobs_file = R.jobs_arg && parse_jobs(R.jobs_arg, (char[8]){0}, 8, false) == 0;
+    /* Under MPI a rank keeps the workers it started with: the root sized
+     * its share of the tasks by them. */
+    bool jobs_file = !R.mpi && R.jobs_arg && parse_jobs(R.jobs_arg, (char[8]){0}, 8, false) == 0;
     while (!atomic_load(&R.quit_signal_thread)) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 50000000};
         int sig = sigtimedwait(set, NULL, &ts);
@@ -277,6 +292,26 @@ static void *signal_main(void *arg)
         if ((R.obuf.len || R.lbuf.len) && cli_coarse_now() - R.flushed_at >= IO_DELAY)
             flush_io();
         pthread_mutex_unlock(&R.io_lock);
+        if ((sig == SIGINT || sig == SIGTERM) && R.mpi) {
+            /* mpirun sends SIGTERM to every rank when one died or it was
+             * interrupted, and SIGKILL soon after: no rank can wait for
+             * running tasks.  The root writes what it holds (output, then
+             * log) and says how to go on. */
+            if (R.rank == 0) {
+                if (pthread_mutex_trylock(&R.io_lock) == 0)
+                    flush_io();
+                if (R.log.fd >= 0)
+                    cli_error("stopped by %s (mpirun ends every rank when one dies or it is "
+                              "interrupted): job log %s has every task finished; "
+                              "run again with --resume to finish the rest",
+                              sig == SIGINT ? "SIGINT" : "SIGTERM", R.log.path);
+                else
+                    cli_error("stopped by %s (mpirun ends every rank when one dies or it is "
+                              "interrupted); with --joblog FILE a run can be resumed",
+                              sig == SIGINT ? "SIGINT" : "SIGTERM");
+            }
+            _exit(CLI_INTERRUPTED);
+        }
         if (sig == SIGINT || sig == SIGTERM) {
             if (atomic_fetch_add(&R.interrupts, 1) == 0) {
                 cli_error("interrupted: no new tasks; waiting for the running ones "
@@ -292,6 +327,8 @@ static void *signal_main(void *arg)
                 cli_error("killed the running tasks");
                 _exit(CLI_INTERRUPTED);
             }
+        } else if (R.mpi) {
+            /* SIGUSR1/SIGUSR2: see above */
         } else if (sig == SIGUSR1) {
             resize_to(R.jobs_now + 1);
         } else if (sig == SIGUSR2) {
@@ -334,6 +371,9 @@ static const char usage[] =
     "      --retries K            re-run a task that crashed or timed out (processes)\n"
     "      --memory-limit SIZE    kill a task whose memory grows more (processes)\n"
     "      --stop-on-error        start no task after one fails\n"
+    "      --mpi                  one rank of an MPI job (mpirun -np K crew run --mpi\n"
+    "                             ...): rank 0 reads tasks and writes records, every\n"
+    "                             rank runs tasks with -j workers of its own\n"
     "output:\n"
     "  -o, --output FILE          write records there (default: stdout)\n"
     "      --format FMT           tsv (default), jsonl, or raw (outputs as they are)\n"
@@ -352,7 +392,7 @@ static const char usage[] =
 
 enum {
     O_ISOLATION = 256, O_TIMEOUT, O_RETRIES, O_MEMORY, O_STOP, O_FORMAT, O_UNORDERED, O_WINDOW,
-    O_JOBLOG, O_RESUME, O_RESUME_FAILED, O_PROGRESS, O_NO_PROGRESS, O_TRACE, O_VERIFY
+    O_JOBLOG, O_RESUME, O_RESUME_FAILED, O_PROGRESS, O_NO_PROGRESS, O_TRACE, O_VERIFY, O_MPI
 };
 
 static int parse_options(int argc, char **argv)
@@ -381,6 +421,7 @@ static int parse_options(int argc, char **argv)
         {"no-progress", no_argument, NULL, O_NO_PROGRESS},
         {"trace", required_argument, NULL, O_TRACE},
         {"verify", no_argument, NULL, O_VERIFY},
+        {"mpi", no_argument, NULL, O_MPI},
         {0, 0, 0, 0},
     };
     R.isolation = -1;
@@ -456,6 +497,7 @@ static int parse_options(int argc, char **argv)
         case O_NO_PROGRESS: R.progress = 0; break;
         case O_TRACE: R.trace_path = optarg; break;
         case O_VERIFY: R.verify = true; break;
+        case O_MPI: break; /* seen by wants_mpi before */
         case ':':
             return cli_usage_error("option %s needs a value", argv[optind - 1]);
         default:
@@ -664,30 +706,63 @@ static void remove_stale_spools(const char *tmp)
     closedir(d);
 }
 
+static int start_root(long each_fn);
+static int start_outbox(void);
+
+/* Under MPI, every rank's verdict on a step becomes everyone's. */
+static int agree(int rc)
+{
+    return R.mpi ? run_mpi->agree(rc) : rc;
+}
+
+/* The plugin, the data, the tasks, the files: CLI_OK / an exit status to
+ * stop with, or -1 to go on.  Under MPI every rank loads the plugin and
+ * maps the data; only the root reads tasks and opens files. */
 static int start(void)
 {
-    if (cli_plugin_load(&R.plugin, R.plugin_path) != 0)
-        return CLI_USAGE;
+    bool root = R.rank == 0;
+    int rc = cli_plugin_load(&R.plugin, R.plugin_path) != 0 ? CLI_USAGE : 0;
+    if ((rc = agree(rc)) != 0)
+        return rc;
     wk.plugin = R.plugin.table;
     if (R.list) {
-        cli_plugin_list(&R.plugin);
+        if (root)
+            cli_plugin_list(&R.plugin);
         return CLI_OK;
     }
     long each_fn = -1;
     if (R.each_name) {
         each_fn = cli_plugin_find(&R.plugin, R.each_name, strlen(R.each_name));
         if (each_fn < 0) {
-            cli_error("--each %s: the plugin has no such function (crew run --list --plugin %s)",
-                      R.each_name, R.plugin_path);
+            if (root)
+                cli_error("--each %s: the plugin has no such function "
+                          "(crew run --list --plugin %s)", R.each_name, R.plugin_path);
             return CLI_USAGE;
         }
     }
-    int rc = crew_arena_open(&R.data, R.data_path, R.verify ? CREW_ARENA_VERIFY : 0);
-    if (rc != 0) {
-        cli_error("cannot use data %s: %s", R.data_path, crew_strerror(rc));
-        return CLI_USAGE;
+    if (R.mpi) {
+        if ((rc = run_mpi->open_data()) != 0)
+            return rc;
+    } else {
+        crew_arena *a;
+        rc = crew_arena_open(&a, R.data_path, R.verify ? CREW_ARENA_VERIFY : 0);
+        if (rc != 0) {
+            cli_error("cannot use data %s: %s", R.data_path, crew_strerror(rc));
+            return CLI_USAGE;
+        }
+        R.data = a;
     }
     wk.data = R.data;
+    rc = root ? start_root(each_fn) : 0;
+    if ((rc = agree(rc)) != 0)
+        return rc;
+    return start_outbox();
+}
+
+/* The root's part: the job's identity, the tasks, the log, the output.
+ * 0 or an exit status. */
+static int start_root(long each_fn)
+{
     /* The job is its plugin and its data: the snapshot's checksum tells
      * two data sets of the same shape apart (header field at offset 48,
      * docs/SNAPSHOT.md; written by every save, so reading it costs 8
@@ -715,6 +790,13 @@ static int start(void)
         return CLI_USAGE;
     if (open_output() != 0 || check_resume_output() != 0)
         return CLI_USAGE;
+    return 0;
+}
+
+/* The spool directory (process pools) and the result slots: -1 to go on,
+ * or an exit status. */
+static int start_outbox(void)
+{
     wk.processes = R.isolation == CREW_PROCESSES;
     if (wk.processes) {
         const char *tmp = getenv("TMPDIR");
@@ -729,7 +811,7 @@ static int start(void)
             if (lock >= 0)
                 close(lock);
             remove_spool();
-            return CLI_USAGE;
+            return agree(CLI_USAGE);
         }
         R.spool_lock = lock;
         wk.spool = R.spool_dir;
@@ -737,7 +819,9 @@ static int start(void)
     /* The outbox: one result slot per task of the window. */
     size_t res_size = (sizeof(task_result) + 63) & ~(size_t)63;
     task_result *box = NULL;
-    if (wk.processes) {
+    if (R.mpi && R.rank != 0)
+        return agree(-1); /* only the root keeps a window of tasks */
+    if (wk.processes && !R.mpi) {
         crew_ref ref;
         if (crew_arena_create(&R.outbox, R.window * res_size + ((size_t)1 << 20)) == 0 &&
             crew_arena_try_alloc(R.outbox, R.window * res_size, 64, &ref) == 0)
@@ -750,19 +834,67 @@ static int start(void)
     R.free_slots = malloc(R.window * sizeof *R.free_slots);
     if (!box || !R.slots || !R.order || !R.free_slots) {
         cli_error("out of memory for a window of %zu tasks", R.window);
-        return CLI_USAGE;
+        return agree(CLI_USAGE);
     }
     for (size_t i = 0; i < R.window; i++)
         R.slots[i].res = (task_result *)((char *)box + i * res_size);
     for (size_t i = 0; i < R.window; i++)
         R.free_slots[R.n_free++] = R.window - 1 - i;
-    return -1; /* go on */
+    return agree(-1); /* go on */
+}
+
+/* `--mpi` anywhere before a lone "--": the run is one rank of many. */
+static bool wants_mpi(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--mpi"))
+            return true;
+    return false;
+}
+
+const run_mpi_ops *run_mpi;
+
+/* crew has no MPI of its own: crew-mpi, beside it, runs `crew run --mpi`
+ * (so that crew itself never loads an MPI library). */
+static int exec_crew_mpi(char **argv)
+{
+    char self[4096], path[4200];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(path, sizeof path, "%s/crew-mpi", self);
+        /* argv is "run ..." here; crew-mpi takes the same command line */
+        char **args = argv - 1;
+        char *saved = args[0];
+        args[0] = path;
+        execv(path, args);
+        args[0] = saved;
+        if (errno != ENOENT) {
+            cli_error("--mpi: cannot run %s: %s", path, strerror(errno));
+            return CLI_USAGE;
+        }
+    }
+    cli_error("--mpi: this crew was built without MPI (no crew-mpi beside it); "
+              "install Open MPI (libopenmpi-dev) and build crew again");
+    return CLI_USAGE;
+}
+
+/* The end of an MPI run, on every path out of cli_run. */
+static int mpi_done(int rc)
+{
+    if (R.mpi)
+        run_mpi->finish();
+    return rc;
 }
 
 int cli_run(int argc, char **argv)
 {
     pthread_mutex_init(&R.io_lock, NULL);
     R.flushed_at = cli_coarse_now();
+    R.log.fd = -1;
     /* Signals go to one thread; block them first, so that every thread
      * and worker process inherits the mask, and a signal that comes while
      * the run is being set up waits for that thread (SIGUSR1 would kill an
@@ -776,20 +908,36 @@ int cli_run(int argc, char **argv)
     sigaddset(&set, WAKE_SIGNAL);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (wants_mpi(argc, argv)) {
+        if (!run_mpi)
+            return exec_crew_mpi(argv);
+        int rc = run_mpi->init(&argc, &argv); /* sets R.mpi, R.rank, R.ranks */
+        if (rc)
+            return rc;
+    }
+    bool root = R.rank == 0;
+    cli_quiet = !root; /* the root speaks for all about the command line */
     int rc = parse_options(argc, argv);
+    cli_quiet = false;
+    rc = agree(rc);
     if (rc < 0)
-        return CLI_OK; /* --help */
+        return mpi_done(CLI_OK); /* --help */
     if (rc > 0)
-        return rc;
+        return mpi_done(rc);
     rc = start();
     if (rc >= 0) {
-        abandon_files();
+        if (root)
+            abandon_files();
         remove_spool();
-        return rc;
+        return mpi_done(rc);
     }
 
     crew_config cfg = {.workers = R.jobs_now, .isolation = R.isolation,
                        .trace_path = R.trace_path};
+    if (R.trace_path && !root) {
+        snprintf(R.rank_trace, sizeof R.rank_trace, "%s.rank%d", R.trace_path, R.rank);
+        cfg.trace_path = R.rank_trace;
+    }
     if (wk.processes) {
         cfg.task_timeout = R.timeout;
         cfg.task_memory_limit = R.memory_limit;
@@ -797,26 +945,33 @@ int cli_run(int argc, char **argv)
         cfg.worker_exit = run_worker_exit;
     }
     rc = crew_open(&R.pool, &cfg);
-    if (rc != 0) {
+    if (rc != 0)
         cli_error("cannot start %u workers: %s", R.jobs_now, crew_strerror(rc));
-        abandon_files();
+    int go = agree(rc != 0 ? CLI_USAGE : 0);
+    if (go == 0 && root && commit_files() != 0)
+        go = CLI_USAGE;
+    if ((go = agree(go)) != 0) {
+        if (rc == 0)
+            crew_close(R.pool);
+        if (root)
+            abandon_files();
         remove_spool();
-        return CLI_USAGE;
-    }
-    if (commit_files() != 0) {
-        crew_close(R.pool);
-        remove_spool();
-        return CLI_USAGE;
+        return mpi_done(CLI_USAGE);
     }
     if (pthread_create(&R.signal_thread, NULL, signal_main, &set) == 0)
         R.signal_thread_running = true;
-    bool bar = R.progress == 1 || (R.progress < 0 && isatty(STDERR_FILENO));
+    bool bar = root && (R.progress == 1 || (R.progress < 0 && isatty(STDERR_FILENO)));
     if (bar) {
         R.bar = cli_progress_start("crew run", R.total, "tasks");
         cli_progress_add(R.bar, R.n_skipped, 0);
     }
-    crew_feed feed = {.next = feed_next, .done = feed_done, .stop_on_error = R.stop_on_error};
-    rc = crew_run_feed(R.pool, R.data, &feed);
+    if (R.mpi) {
+        rc = run_mpi->run();
+    } else {
+        crew_feed feed = {.next = run_feed_next, .done = feed_done,
+                          .stop_on_error = R.stop_on_error};
+        rc = crew_run_feed(R.pool, R.data, &feed);
+    }
     pthread_mutex_lock(&R.io_lock);
     flush_io();
     pthread_mutex_unlock(&R.io_lock);
@@ -834,8 +989,16 @@ int cli_run(int argc, char **argv)
     if (rc == CREW_ELOST && !R.fatal) {
         cli_error("the worker processes are gone: %s", crew_strerror(rc));
         R.fatal = CLI_USAGE;
+    } else if (R.mpi && rc < 0 && rc != CREW_EFAILED && rc != CREW_ECANCELED &&
+               rc != CREW_EINVAL && !R.fatal) {
+        cli_error("the MPI run failed: %s", crew_strerror(rc));
+        R.fatal = CLI_USAGE;
     }
     remove_spool();
+    if (!root) {
+        int own = R.fatal;
+        return mpi_done(own);
+    }
     int interrupted = atomic_load(&R.interrupts);
     /* Tasks a stop left out: the ones cancelled in a queue, and the ones
      * never read from the source (a thread pool reads no further). */
@@ -850,17 +1013,22 @@ int cli_run(int argc, char **argv)
     }
     cli_source_close(&R.src);
     cli_joblog_close(&R.log);
+    int out_rc = 0;
     if (R.output_path && R.out_fd >= 0 && close(R.out_fd) != 0) {
         cli_error("cannot write output %s: %s", R.output_path, strerror(errno));
-        return CLI_USAGE;
+        out_rc = CLI_USAGE;
     }
-    crew_arena_close(R.data);
+    if (!R.mpi)
+        crew_arena_close((crew_arena *)R.data);
     crew_arena_close(R.outbox);
     free(R.outbox_mem);
+    mpi_done(0);
     if (R.broken_pipe) {
         signal(SIGPIPE, SIG_DFL);
         raise(SIGPIPE);
     }
+    if (out_rc)
+        return out_rc;
     if (R.fatal)
         return R.fatal;
     if (interrupted)

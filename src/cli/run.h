@@ -84,7 +84,7 @@ typedef struct run_state {
 
     /* the run */
     cli_plugin plugin;
-    crew_arena *data;
+    const crew_arena *data;
     crew_arena *outbox;   /* process pools: the result slots */
     void *outbox_mem;     /* thread pools: the same in plain memory */
     crew *pool;
@@ -115,8 +115,38 @@ typedef struct run_state {
     unsigned jobs_now;
     char spool_dir[4096];
     int spool_lock;    /* held while the spool directory is in use */
+
+    /* --mpi: this rank, how many; the root (0) reads tasks and writes
+     * records, every rank runs tasks */
+    bool mpi;
+    int rank, ranks;
+    char rank_trace[4200]; /* --trace for a rank other than the root */
 } run_state;
 extern run_state R;
+
+/* The MPI side of crew run (run_mpi.c), present in crew-mpi only: crew
+ * itself has none and hands `crew run --mpi` over to crew-mpi.  Each
+ * step is collective: every rank calls it at the same point. */
+typedef struct run_mpi_ops {
+    /* MPI_Init; the root's arguments replace the others' (every rank runs
+     * the root's command line).  0, or an exit status. */
+    int (*init)(int *argc, char ***argv);
+    /* The largest rc of all ranks (each rank's own verdict on a step). */
+    int (*agree)(int rc);
+    /* Open R.data_path, one copy per node.  0, or an exit status. */
+    int (*open_data)(void);
+    /* Run the tasks: the root through run_feed_next / run_slot_done.
+     * Returns what crew_run_feed would. */
+    int (*run)(void);
+    /* Close the data, MPI_Finalize. */
+    void (*finish)(void);
+} run_mpi_ops;
+extern const run_mpi_ops *run_mpi;
+
+/* run.c: the feed, for run_mpi.c to drive */
+int run_feed_next(void *ctx, crew_task **task);
+void run_settle_result(task_result *res, crew_task *t, uint64_t seq);
+void run_slot_done(slot *s);
 
 /* run_worker.c */
 int run_task(const void *shared, const void *arg, void *result);
@@ -129,6 +159,7 @@ int write_all(int fd, const char *p, size_t n);
 #define IO_BATCH ((size_t)64 << 10)
 #define IO_DELAY 0.1 /* seconds a finished task's record may wait */
 void discard(slot *s);
+void discard_result(task_result *r, uint64_t seq);
 void fatal(const char *what);
 void flush_io(void);
 void emit(slot *s);

@@ -60,19 +60,23 @@ static const char *signal_name(const crew_task *t, char *buf, size_t size)
 }
 
 /* A result that will not be written: free or remove its output. */
-void discard(slot *s)
+void discard_result(task_result *r, uint64_t seq)
 {
-    task_result *r = s->res;
     if (r->where == RES_HEAP)
         free(r->heap);
     if (r->where == RES_SPOOL) {
         char path[4200];
-        spool_path(path, sizeof path, s->arg->seq);
+        spool_path(path, sizeof path, seq);
         unlink(path);
     }
     r->heap = NULL;
     r->where = RES_INLINE;
     r->len = 0;
+}
+
+void discard(slot *s)
+{
+    discard_result(s->res, s->arg->seq);
 }
 
 void fatal(const char *what)

@@ -15,14 +15,18 @@
 #include "cli/cli.h"
 
 const char *cli_cmd = "";
+char cli_origin[128];
+bool cli_quiet;
 
 __attribute__((format(printf, 1, 0))) static void vmessage(const char *fmt, va_list ap)
 {
     /* One fprintf of a formatted line, so that concurrent messages from
      * several threads do not mix within a line. */
+    if (cli_quiet)
+        return;
     char line[1024];
     vsnprintf(line, sizeof line, fmt, ap);
-    fprintf(stderr, "crew%s%s: %s\n", *cli_cmd ? " " : "", cli_cmd, line);
+    fprintf(stderr, "crew%s%s%s: %s\n", *cli_cmd ? " " : "", cli_cmd, cli_origin, line);
 }
 
 void cli_error(const char *fmt, ...)
@@ -39,7 +43,8 @@ int cli_usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     vmessage(fmt, ap);
     va_end(ap);
-    fprintf(stderr, "try: crew %s --help\n", cli_cmd);
+    if (!cli_quiet)
+        fprintf(stderr, "try: crew %s --help\n", cli_cmd);
     return CLI_USAGE;
 }
 
