@@ -134,29 +134,46 @@ CREW_API int crew_mpi_run_feed(MPI_Comm comm, crew *pool, const void *shared, co
  * One copy of a snapshot per node.
  *
  * crew_mpi_data_open -- open the snapshot at `path` on every rank of comm.
- * Collective.  Where every rank of a node can open the file, each maps it
- * (the page cache holds one copy per node).  Where one cannot (the file is
- * only on the root's disk), the root's bytes are broadcast once to that
- * node, into an MPI-3 shared-memory window that all its ranks map: one
- * copy per node either way, and nothing written to the node's disk.
+ * Collective.  Each rank passes its own path; the root (rank 0 of comm)
+ * has the file that counts.  Where every rank of a node can open its path
+ * and finds the root's snapshot there (the same header: size, root and
+ * checksum), each maps its file (the page cache holds one copy per node).
+ * Where one cannot (the file is only on the root's disk, or differs), the
+ * root's bytes are broadcast once to that node, into an MPI-3
+ * shared-memory window that all its ranks map: one copy per node either
+ * way, and nothing written to the node's disk.  Ranks that share memory
+ * are found with MPI_Comm_split_type(MPI_COMM_TYPE_SHARED).
  * flags: 0 or CREW_ARENA_VERIFY (every rank checks the checksum of what it
- * maps; a broadcast is checked on arrival).  Open the data before
- * crew_open of a process pool, so that its workers inherit the window.
+ * maps; a broadcast is checked on arrival, by every rank of the node).
+ * Open the data before crew_open of a process pool, so that its workers
+ * inherit the window.  The call also records the MPI library's
+ * shared-memory files this process maps (in /dev/shm/crew-mpi.<pid>, or
+ * $TMPDIR when /dev/shm is not writable), and removes those that the
+ * records of dead jobs list (Open MPI leaves them behind when a rank is
+ * killed).
  * Returns, on every rank, 0 and sets *data; or the same error everywhere:
- * the root's crew_arena_open error when the root cannot open it; CREW_EIO
- * when a node's copy fails (the failing rank prints nothing: the error
- * code says what); CREW_EINVAL (NULL arguments); CREW_ENOMEM.
+ * the root's crew_arena_open error when the root cannot open it (also
+ * when other ranks could); -EIO when a node's copy fails (the failing
+ * rank prints nothing: the error code says what); CREW_EINVAL (NULL
+ * arguments or unknown flags on any rank; comm MPI_COMM_NULL, or MPI not
+ * initialised or finalised: then on the calling rank only, without a
+ * collective); CREW_ENOMEM (also: a node's window could not be allocated).
  * Ownership: the caller closes *data with crew_mpi_data_close, a
- * collective call, after the last task that reads it.
+ * collective call, after the last task that reads it, and before
+ * MPI_Finalize.  comm stays the caller's (crew uses a duplicate).
+ * Thread-safe: as the other calls here (one thread at a time makes MPI
+ * calls); not from inside a task.
  */
 typedef struct crew_mpi_data crew_mpi_data;
 CREW_API int crew_mpi_data_open(MPI_Comm comm, const char *path, unsigned flags, crew_mpi_data **data);
-/* The arena to pass as `shared` (valid until crew_mpi_data_close). */
+/* The arena to pass as `shared` (valid until crew_mpi_data_close; the
+ * data's, not to be closed).  NULL for NULL. */
 CREW_API const crew_arena *crew_mpi_data_arena(const crew_mpi_data *data);
-/* 1 when this rank's copy arrived by broadcast, 0 when mapped from the
- * file. */
+/* 1 when this rank's copy arrived by broadcast (on a node, all ranks
+ * agree), 0 when mapped from the file or data is NULL. */
 CREW_API int crew_mpi_data_broadcast(const crew_mpi_data *data);
-/* Collective.  NULL: no-op (on every rank). */
+/* Collective: frees the arena, the window and crew's communicators.
+ * NULL: no-op (on every rank). */
 CREW_API void crew_mpi_data_close(crew_mpi_data *data);
 
 #ifdef __cplusplus
