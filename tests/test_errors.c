@@ -103,7 +103,7 @@ static void test_system_errors(void)
     static const struct {
         int err;
         const char *name;
-    } sys[] = {{EPIPE, "EPIPE"}, {ENOTDIR, "ENOTDIR"},{ENOSPC, "ENOSPC"},
+    } sys[] = {{EPIPE, "EPIPE"}, {ENOTDIR, "ENOTDIR"}, {ENOSPC, "ENOSPC"},
                {EACCES, "EACCES"}, {EPERM, "EPERM"}, {EMFILE, "EMFILE"}};
     for (size_t i = 0; i < sizeof sys / sizeof sys[0]; i++) {
         check_known_text(-sys[i].err);
