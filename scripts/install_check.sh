@@ -68,3 +68,67 @@ printf '2.5\n100\n' | cmp -s - "$tmp/out" || {
     echo "install check: crew run with the installed crew gave:"; cat "$tmp/out"; exit 1
 }
 echo "install check: the installed crew packs, runs a plugin built by examples/plugins/Makefile"
+
+# The MPI part, where it was built: crew run --mpi through the installed
+# crew (which runs the installed crew-mpi) gives the same records, and a
+# program finds crew::crew_mpi with find_package(crew).
+if [ -x "$prefix/bin/crew-mpi" ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader
+    mpirun=$(command -v mpirun.openmpi || command -v mpirun)
+    timeout 120 "$mpirun" --oversubscribe -np 2 "$prefix/bin/crew" run --mpi \
+        --plugin "$tmp/survey.so" --data "$tmp/d.crew" --format raw --no-progress \
+        "$tmp/tasks" >"$tmp/out.mpi"
+    cmp -s "$tmp/out" "$tmp/out.mpi" || {
+        echo "install check: crew run --mpi gave:"; cat "$tmp/out.mpi"; exit 1
+    }
+    mkdir "$tmp/mpi"
+    cat >"$tmp/mpi/m.c" <<'C'
+#include <crew_mpi.h>
+#include <stdio.h>
+#include <string.h>
+static int twice(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    int x;
+    memcpy(&x, arg, sizeof x);
+    x *= 2;
+    memcpy(result, &x, sizeof x);
+    return 0;
+}
+int main(int argc, char **argv)
+{
+    int level, me;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &level);
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    crew *pool;
+    if (crew_open(&pool, &(crew_config){.workers = 1}) != 0) return 1;
+    crew_mpi_fn fns[] = {{"twice", twice}};
+    int args[100], res[100];
+    crew_mpi_task t[100];
+    for (int i = 0; i < 100; i++) {
+        args[i] = i;
+        t[i] = (crew_mpi_task){.fn = 0, .arg = &args[i], .arg_size = sizeof(int),
+                               .result = &res[i], .result_size = sizeof(int)};
+    }
+    int rc = crew_mpi_run(MPI_COMM_WORLD, pool, NULL, fns, 1, me ? NULL : t, me ? 0 : 100, NULL);
+    int bad = rc != 0;
+    for (int i = 0; !me && i < 100; i++) bad |= res[i] != 2 * i;
+    crew_close(pool);
+    MPI_Finalize();
+    if (!me) printf("crew_mpi_run: %s\n", bad ? "WRONG" : "ok");
+    return bad;
+}
+C
+    cat >"$tmp/mpi/CMakeLists.txt" <<'C'
+cmake_minimum_required(VERSION 3.18)
+project(m C)
+find_package(crew REQUIRED)
+add_executable(m m.c)
+target_link_libraries(m PRIVATE crew::crew_mpi)
+C
+    cmake -S "$tmp/mpi" -B "$tmp/mpi/b" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+    cmake --build "$tmp/mpi/b" >/dev/null
+    LD_LIBRARY_PATH="$prefix/lib" timeout 120 "$mpirun" --oversubscribe -np 2 "$tmp/mpi/b/m"
+    echo "install check: crew run --mpi with the installed crew-mpi, and find_package(crew) with crew::crew_mpi"
+fi
