@@ -587,7 +587,8 @@ CREW_API size_t crew_stats(const crew *pool, crew_worker_stats *out, size_t n);
  * (size, root) so that a process handed only the fd can adopt the arena.
  *
  * Processes.  The workers of a process pool (section 4b) see every open
- * arena at its address, whenever it was created.  A process you fork
+ * arena at its address, whenever it was created (except an arena over
+ * caller memory opened after crew_open: see crew_arena_open_memory).  A process you fork
  * yourself after crew_arena_create sees the arena at the same address,
  * sharing its pages (also later writes to bytes that were allocated before
  * the fork).  Only the creating process may allocate, set the root or

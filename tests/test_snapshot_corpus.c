@@ -3,9 +3,12 @@
  * found through CREW_SOURCE_DIR) opened as a snapshot file: good.crew
  * and catalog.crew open with VERIFY, each bad one is refused with the error its name
  * promises, and a file this table does not know is refused all the same.
+ * Each file's bytes copied into page-aligned shared memory get the same
+ * verdicts from crew_arena_open_memory.
  * The fuzz replay only shows that nothing crashes; this shows the verdicts.
  */
 #include <dirent.h>
+#include <sys/mman.h>
 
 #include "arena_util.h"
 
@@ -56,6 +59,35 @@ static int try_open(const char *path, unsigned flags)
     return rc;
 }
 
+/* The file's bytes in fresh page-aligned memory, opened from there. */
+static int try_open_memory(const char *path, unsigned flags)
+{
+    FILE *f = fopen(path, "rb");
+    ASSERT_NOT_NULL(f);
+    ASSERT_EQ(fseek(f, 0, SEEK_END), 0);
+    long len = ftell(f);
+    ASSERT_GE(len, 0);
+    rewind(f);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t map_len = ((size_t)len + page) / page * page;
+    unsigned char *mem = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT(mem != MAP_FAILED);
+    ASSERT_UEQ(fread(mem, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    crew_arena *a = (crew_arena *)0x1;
+    int rc = crew_arena_open_memory(&a, mem, (size_t)len, flags);
+    if (rc == 0) {
+        ASSERT_GT(crew_arena_size(a), 0);
+        ASSERT_PTR_EQ(crew_arena_base(a), mem + 4096);
+        crew_arena_close(a);
+    } else {
+        ASSERT_PTR_EQ(a, (crew_arena *)0x1);
+    }
+    ASSERT_EQ(munmap(mem, map_len), 0);
+    return rc;
+}
+
 int main(void)
 {
     const char *src = getenv("CREW_SOURCE_DIR");
@@ -76,6 +108,12 @@ int main(void)
         char path[1400];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         int plain = try_open(path, 0), verify = try_open(path, CREW_ARENA_VERIFY);
+        int mem_plain = try_open_memory(path, 0);
+        int mem_verify = try_open_memory(path, CREW_ARENA_VERIFY);
+        if (mem_plain != plain || mem_verify != verify)
+            TEST_FAIL_("%s: from a file %s / %s, from memory %s / %s", e->d_name,
+                       crew_err_name(plain), crew_err_name(verify), crew_err_name(mem_plain),
+                       crew_err_name(mem_verify));
         files++;
         int k = 0;
         while (k < KNOWN && strcmp(expected[k].name, e->d_name) != 0)

@@ -1,16 +1,19 @@
 /*
  * fuzz_snapshot.c -- libFuzzer target for everything that reads untrusted
  * arena bytes: the snapshot header parser, the prologue parser (the fd of
- * a frozen arena), crew_arena_open_fd with and without VERIFY, and the
- * checked readers (crew_arena_get / get_array / str, crew_strtab_find,
+ * a frozen arena), crew_arena_open_fd with and without VERIFY, the same
+ * bytes opened from memory (crew_arena_open_memory), and the checked readers (crew_arena_get / get_array / str, crew_strtab_find,
  * the data-set catalog) following refs found in the data itself.
  *
  * Each input is a whole file: it is written to a memfd (sealed when it
- * starts with the prologue magic, so that path is reachable) and opened.
- * Any read outside the mapping crashes under ASan or faults.
+ * starts with the prologue magic, so that path is reachable) and opened,
+ * and copied into a heap buffer of exactly its size (4096-aligned), which
+ * is opened too.  Any read outside the mapping or the buffer crashes under
+ * ASan or faults.
  */
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -18,6 +21,18 @@
 #include "arena/arena_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#endif
+#endif
+#ifndef POISON
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 static volatile uint64_t sink;
 
@@ -111,5 +126,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     close(fd);
+
+    /* aligned_alloc takes a multiple of the alignment: the bytes past
+     * `size` are poisoned, so that ASan catches a read of them too */
+    size_t cap = size / 4096 * 4096 + 4096;
+    unsigned char *mem = aligned_alloc(4096, cap);
+    if (!mem)
+        return 0;
+    memcpy(mem, data, size);
+    POISON(mem + size, cap - size);
+    for (unsigned flags = 0; flags <= CREW_ARENA_VERIFY; flags++) {
+        crew_arena *a = NULL;
+        if (crew_arena_open_memory(&a, mem, size, flags) == 0) {
+            walk(a);
+            crew_arena_close(a);
+        }
+    }
+    UNPOISON(mem + size, cap - size);
+    free(mem);
     return 0;
 }
