@@ -320,8 +320,10 @@ typedef struct crew_run_opts {
  * (each task's status tells which and why); CREW_EINVAL (pool NULL, tasks
  * NULL with n > 0, a task with fn NULL: nothing is run).  Process pools
  * (section 4b) also return CREW_E2BIG (a task's arg_size + result_size
- * exceeds CREW_PROC_MAX_BYTES: nothing is run), CREW_EBUSY (called from
- * on_done or progress of a call on the same pool) and CREW_ELOST.
+ * exceeds CREW_PROC_MAX_BYTES: nothing is run), CREW_EINVAL (`shared`
+ * is an arena over caller memory opened after crew_open, which the workers
+ * lack: see crew_arena_open_memory), CREW_EBUSY (called from on_done or
+ * progress of a call on the same pool) and CREW_ELOST.
  * Thread pools set each task's runs to 1 (0 when cancelled).
  * Ownership: tasks, their arguments and results stay the caller's; crew
  * writes only task->status.  Thread-safe: yes; may be nested in a task.
@@ -371,8 +373,8 @@ typedef struct crew_feed {
  * crew_resize while the run goes on (a process pool always does).
  * Returns 0 when every task returned 0; CREW_EFAILED when some did not;
  * CREW_EINVAL (NULL pool, feed, next or done; the EAGAIN misuse above);
- * a negative value next returned; process pools: CREW_EBUSY, CREW_ELOST
- * as crew_run.  Ownership: tasks stay the feed's.  Thread-safe: yes; may
+ * a negative value next returned; process pools: CREW_EINVAL (the
+ * `shared` of crew_run), CREW_EBUSY, CREW_ELOST as crew_run.  Ownership: tasks stay the feed's.  Thread-safe: yes; may
  * be nested in a task (it then runs inside that worker).
  */
 CREW_API int crew_run_feed(crew *pool, const void *shared, const crew_feed *feed);
@@ -452,6 +454,14 @@ CREW_API void crew_future_free(crew_future *future);
  *     does not fit is refused (CREW_ENOMEM from crew_arena_create /
  *     crew_arena_open).  An arena a task creates is its worker's own and
  *     never shared.
+ *   - The exception: an arena over caller memory (crew_arena_open_memory)
+ *     has no file to map, so workers see it only by inheriting the memory.
+ *     Opened before crew_open, it is there in every worker (also those
+ *     that replace crashed ones), read-only: a task writing to it fails
+ *     with CREW_EREADONLY.  Opened after crew_open, it does not exist in
+ *     that pool's workers: crew_run and crew_run_feed refuse it as
+ *     `shared` (CREW_EINVAL), and a task reaching it another way finds it
+ *     empty (crew_arena_base and crew_arena_get give NULL).
  *   - Everything else -- globals, the heap, the `shared` and `ctx`
  *     pointers' targets, code -- as it was when crew_open returned, copy-
  *     on-write: later changes by the caller are not seen, and a task's
@@ -649,7 +659,8 @@ CREW_API crew_ref crew_arena_array(crew_arena *a, size_t count, size_t elem_size
 
 /*
  * crew_arena_ptr -- the address of `ref` in this process: base + ref, or
- * NULL for ref 0.  Unchecked: use it for refs your own code made.  For data
+ * NULL for ref 0 (and in a worker that lacks the arena: see
+ * crew_arena_open_memory).  Unchecked: use it for refs your own code made.  For data
  * read from a file use crew_arena_get.  The pointer is writable only until
  * the arena is frozen; writing through it afterwards faults (SIGSEGV).
  * Thread-safe.
@@ -806,6 +817,45 @@ CREW_API int crew_arena_open(crew_arena **a, const char *path, unsigned flags);
 CREW_API int crew_arena_open_fd(crew_arena **a, int fd, unsigned flags);
 
 /*
+ * crew_arena_open_memory -- an arena over a snapshot's bytes already in
+ * memory, without a copy: mem[0, size) must hold exactly what
+ * crew_arena_save wrote to a file (for example received into a shared-
+ * memory window that every process of a node maps).  The header is checked
+ * as crew_arena_open checks a file's, with the same errors;
+ * CREW_ARENA_VERIFY checksums the bytes in memory (reading all of them).
+ * The arena is frozen; refs resolve as in the arena that was saved, and
+ * crew_arena_base is mem + the snapshot's data offset (4096).
+ * mem must be aligned to CREW_ARENA_MAX_ALIGN (4096; a page-aligned
+ * mapping is), so that every allocation keeps the alignment it was made
+ * with.  crew never maps, unmaps, writes, grows or seals the memory: the
+ * caller keeps mem mapped and unchanged from this call until
+ * crew_arena_close, which frees only crew's handle.  The arena has no file:
+ * crew_arena_fd returns CREW_EINVAL; crew_arena_save writes the bytes.
+ * Process pools: their workers are forked at crew_open and see this memory
+ * only as they inherited it, so open the arena BEFORE crew_open of the
+ * process pool that is to use it, over memory mapped MAP_SHARED or never
+ * written after crew_open.  Workers, also those that replace crashed ones,
+ * then read it at the same address, and the pages wholly inside
+ * [mem, mem + size) are read-only in them (a task writing there fails
+ * with CREW_EREADONLY).  An arena opened after crew_open does not exist in
+ * that pool's workers: passed as crew_run's `shared` it makes the call fail
+ * with CREW_EINVAL, and reached in a task another way it reads as empty
+ * (crew_arena_base, _get, _ptr give NULL, size and root 0, catalogs
+ * CREW_EFORMAT).  A worker keeps the pages it inherited mapped until the
+ * pool is closed, even after the caller unmaps them.
+ * Returns 0 and sets *a; CREW_EINVAL (a or mem NULL, unknown flags, mem
+ * not aligned, mem + size past the end of the address space);
+ * CREW_ENOMEM; for bad bytes: CREW_EEMPTY (size 0), CREW_ETRUNC,
+ * CREW_EMAGIC, CREW_EVERSION, CREW_EENDIAN, CREW_EBADSIZE (also: size
+ * larger than the snapshot), CREW_EBADROOT, CREW_ECHECKSUM (only with
+ * VERIFY).
+ * Ownership: the caller owns *a (crew_arena_close) and keeps owning mem.
+ * Thread-safe: yes; several arenas may be opened over the same memory.
+ */
+CREW_API int crew_arena_open_memory(crew_arena **a, const void *mem, size_t size,
+                                    unsigned flags);
+
+/*
  * crew_arena_base -- the address of byte 0.  Never changes during the
  * arena's life.  crew_arena_size -- bytes in use (the prologue included),
  * which is what a snapshot holds.  crew_arena_capacity -- the most it can
@@ -822,7 +872,8 @@ CREW_API int crew_arena_frozen(const crew_arena *a);
  * created arena (data at offset 0), or the snapshot file of an opened one.
  * Hand it to another process (inherit it, or SCM_RIGHTS) and call
  * crew_arena_open_fd there, after freezing.  It is close-on-exec.
- * Returns the fd, or CREW_EINVAL for NULL.
+ * Returns the fd, or CREW_EINVAL for NULL and for an arena over memory
+ * (crew_arena_open_memory), which has no file.
  * Ownership: the arena's; do not close it.  Thread-safe.
  */
 CREW_API int crew_arena_fd(const crew_arena *a);
@@ -830,7 +881,9 @@ CREW_API int crew_arena_fd(const crew_arena *a);
 /*
  * crew_arena_close -- unmap the arena and close its fd.  Pointers into it
  * become invalid in this process; other processes that map it keep their
- * pages.  NULL: no-op.  Not while other threads still use the arena.
+ * pages.  For an arena over memory (crew_arena_open_memory) it frees only
+ * the handle: the memory is the caller's, untouched.  NULL: no-op.  Not
+ * while other threads still use the arena.
  */
 CREW_API void crew_arena_close(crew_arena *a);
 

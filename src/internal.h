@@ -271,9 +271,18 @@ int crew__space_init(void);
 /* Count open process pools (+1 / -1) and ask whether any is open. */
 void crew__space_pools(int delta);
 int crew__space_has_pools(void);
-/* This process is a process pool's worker: its arenas stay out of the
- * space, which belongs to the caller. */
-void crew__space_worker(void);
+/* A process pool starts (before its fork): its number in *gen, and in
+ * *lent (malloc'd, the caller frees it) the n_lent arenas over caller
+ * memory open now, which its workers inherit (base/len: the caller's
+ * memory, data: byte 0, handle: the object; fd -1).  0 or CREW_ENOMEM. */
+int crew__space_pool_start(uint64_t *gen, crew__arena_view **lent, size_t *n_lent);
+/* 1 when p is an arena over caller memory opened once pool number gen
+ * had started: that pool's workers cannot see it.  Never reads memory p
+ * points to unless p is an arena object. */
+int crew__space_hides(const void *p, uint64_t gen);
+/* This process is worker of process pool number gen: its arenas stay out
+ * of the space, which belongs to the caller. */
+void crew__space_worker(uint64_t gen);
 /* Address space for an arena: in the space when there is room, else a
  * reservation of its own (refused with ENOMEM while a process pool is
  * open).  MAP_FAILED with errno on failure. */
@@ -282,8 +291,8 @@ void crew__space_release(void *addr, size_t len, int in_space);
 /* The registry (arena.c and snapshot.c keep it current). */
 void crew__space_add(crew_arena *a);
 void crew__space_remove(crew_arena *a);
-/* Copy up to cap live arenas into out; returns how many are live (which
- * may exceed cap). */
+/* Copy up to cap live arenas that workers map (all but those over caller
+ * memory) into out; returns how many there are (which may exceed cap). */
 size_t crew__space_list(crew__arena_view *out, size_t cap);
 /* In a worker: bring its private copy of an arena object (one from before
  * the space existed) up to the caller's state in v. */

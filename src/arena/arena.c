@@ -186,7 +186,7 @@ static crew_arena *arena_new(int fd, unsigned char *map, size_t map_len)
         return NULL;
     }
     struct stat st;
-    if (fstat(fd, &st) == 0) {
+    if (fd >= 0 && fstat(fd, &st) == 0) {
         a->dev = (uint64_t)st.st_dev;
         a->ino = (uint64_t)st.st_ino;
     }
@@ -313,12 +313,12 @@ crew_ref crew_arena_array(crew_arena *a, size_t count, size_t elem_size, size_t 
 
 void *crew_arena_ptr(const crew_arena *a, crew_ref ref)
 {
-    return a && ref ? a->base + ref : NULL;
+    return a && ref && !crew__arena_hidden(a) ? a->base + ref : NULL;
 }
 
 const void *crew_arena_get(const crew_arena *a, crew_ref ref, size_t size)
 {
-    if (!a || ref < CREW_ARENA_PROLOGUE)
+    if (!a || ref < CREW_ARENA_PROLOGUE || crew__arena_hidden(a))
         return NULL;
     /* acquire: a reader thread sees allocations published to it by others */
     uint64_t used = atomic_load_explicit(&a->used, memory_order_acquire);
@@ -346,7 +346,8 @@ void crew_arena_set_root(crew_arena *a, crew_ref root)
 
 crew_ref crew_arena_root(const crew_arena *a)
 {
-    return a ? atomic_load_explicit(&a->root, memory_order_relaxed) : 0;
+    return a && !crew__arena_hidden(a) ? atomic_load_explicit(&a->root, memory_order_relaxed)
+                                       : 0;
 }
 
 /*
@@ -474,6 +475,7 @@ int crew__arena_adopt(crew_arena **out, int fd, unsigned char *map, size_t map_l
         return CREW_ENOMEM;
     a->map_off = map_off;
     a->in_space = in_space;
+    a->borrowed = fd < 0;
     a->base = map + data_skip;
     a->capacity = (size_t)size;
     atomic_init(&a->used, (size_t)size);
@@ -487,17 +489,18 @@ int crew__arena_adopt(crew_arena **out, int fd, unsigned char *map, size_t map_l
 
 const void *crew_arena_base(const crew_arena *a)
 {
-    return a ? a->base : NULL;
+    return a && !crew__arena_hidden(a) ? a->base : NULL;
 }
 
 size_t crew_arena_size(const crew_arena *a)
 {
-    return a ? atomic_load_explicit(&a->used, memory_order_acquire) : 0;
+    return a && !crew__arena_hidden(a) ? atomic_load_explicit(&a->used, memory_order_acquire)
+                                       : 0;
 }
 
 size_t crew_arena_capacity(const crew_arena *a)
 {
-    return a ? a->capacity : 0;
+    return a && !crew__arena_hidden(a) ? a->capacity : 0;
 }
 
 int crew_arena_frozen(const crew_arena *a)
@@ -507,7 +510,8 @@ int crew_arena_frozen(const crew_arena *a)
 
 int crew_arena_fd(const crew_arena *a)
 {
-    return a ? a->fd : CREW_EINVAL;
+    /* an arena over caller memory has no file */
+    return a && a->fd >= 0 ? a->fd : CREW_EINVAL;
 }
 
 void crew_arena_close(crew_arena *a)
@@ -519,8 +523,11 @@ void crew_arena_close(crew_arena *a)
     if (!a || (foreign(a) && (crew__space_in_worker() || crew__space_handle_parents(a))))
         return;
     crew__space_remove(a);
-    crew__space_release(a->map, a->map_len, a->in_space);
-    close(a->fd);
+    /* caller memory stays the caller's: mapped, as it was */
+    if (!a->borrowed) {
+        crew__space_release(a->map, a->map_len, a->in_space);
+        close(a->fd);
+    }
     pthread_mutex_destroy(&a->grow_lock);
     arena_free(a);
 }

@@ -20,6 +20,7 @@
 
 struct crew_arena {
     unsigned char *base;        /* arena byte 0; page-aligned; never moves */
+    uint64_t pools_before;      /* caller's memory: process pools opened before it (space.c) */
     unsigned char *map;         /* start of the address range this arena owns */
     size_t map_len;             /* its length (munmap'ed by close) */
     size_t capacity;            /* most bytes in use (created arenas) */
@@ -28,7 +29,8 @@ struct crew_arena {
     _Atomic crew_ref root;
     _Atomic int frozen;         /* 1 once write-sealed (or opened): never writable again */
     int sealed;                 /* all freeze steps done (under grow_lock) */
-    int fd;                     /* memfd, or the snapshot file */
+    int fd;                     /* memfd, or the snapshot file; -1 over caller memory */
+    int borrowed;               /* [map, map + map_len) is the caller's memory, not ours */
     uint64_t map_off;           /* file offset mapped at `map` (snapshots) */
     int in_space;               /* `map` lies in the process pools' space (space.c) */
     _Atomic int shown_writable; /* listed writable to a process pool's workers (space.c) */
@@ -113,10 +115,25 @@ static inline int crew__arena_root_valid(uint64_t root, uint64_t size)
     return root == 0 || (root >= CREW_ARENA_PROLOGUE && root < size);
 }
 
-/* A new arena object around a read-only mapping (used by snapshot.c). */
+/*
+ * A new arena object around a read-only mapping (used by snapshot.c).  fd
+ * < 0: [map, map + map_len) is memory the caller lent (never unmapped,
+ * never shown to process pools' workers: they inherit it, space.c).
+ */
 int crew__arena_adopt(crew_arena **out, int fd, unsigned char *map, size_t map_len,
                       uint64_t map_off, int in_space, size_t data_skip, uint64_t size,
                       crew_ref root);
+
+/*
+ * An arena over caller memory that a process pool's worker cannot see: it
+ * was opened after the pool forked (space.c).  Such an arena reads as
+ * empty in the worker.  One load and compare: the accessors call it.
+ */
+extern uint64_t crew__space_worker_gen;
+static inline int crew__arena_hidden(const crew_arena *a)
+{
+    return a->pools_before >= crew__space_worker_gen;
+}
 
 /* Fill a prologue for `size` bytes in use and `root`. */
 void crew__arena_prologue(struct crew__prologue *p, uint64_t size, crew_ref root);

@@ -1,6 +1,7 @@
 /*
  * snapshot.c -- snapshot files: save an arena atomically, open one in
- * O(1), and adopt an arena from a file descriptor.
+ * O(1), adopt an arena from a file descriptor, or from a snapshot's bytes
+ * already in memory.
  *
  * A snapshot is a 128-byte header, zero padding up to a page-aligned data
  * offset, then the arena's bytes (docs/SNAPSHOT.md is the reference).
@@ -20,6 +21,11 @@
  * Saving writes a temporary file in the destination's directory, fsyncs
  * it, renames it over the destination and fsyncs the directory: readers
  * and crashes see the old file or the new one, never a mix.
+ *
+ * A snapshot's bytes may also arrive in memory someone else mapped (a
+ * shared-memory window every process of a node maps).  The same header
+ * check then runs over that memory, and the arena points into it: crew
+ * never maps, unmaps or writes it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -265,7 +271,8 @@ static int temp_open(const char *path, char **tmp)
 
 int crew_arena_save(const crew_arena *a, const char *path)
 {
-    if (!a || !path || !*path)
+    /* hidden: over caller memory this process (a worker) lacks */
+    if (!a || !path || !*path || crew__arena_hidden(a))
         return CREW_EINVAL;
     uint64_t size = atomic_load_explicit(&a->used, memory_order_acquire);
     crew_ref root = atomic_load_explicit(&a->root, memory_order_relaxed);
@@ -456,4 +463,43 @@ int crew_arena_open_fd(crew_arena **out, int fd, unsigned flags)
     if (own < 0)
         return -errno;
     return open_owned(out, own, flags);
+}
+
+/*
+ * The checksum of a snapshot in memory: its header with the checksum field
+ * zeroed, then its data.  Unlike a file, the memory cannot shrink under
+ * us (its owner keeps it mapped), so it is read in place.
+ */
+static int verify_memory(const unsigned char *mem, uint64_t data_off, uint64_t size,
+                         uint64_t want)
+{
+    struct crew__snap_header h;
+    memcpy(&h, mem, sizeof h);
+    XXH3_state_t *st = checksum_begin(&h);
+    if (!st)
+        return CREW_ENOMEM;
+    XXH3_64bits_update(st, mem + data_off, (size_t)size);
+    int rc = XXH3_64bits_digest(st) == want ? 0 : CREW_ECHECKSUM;
+    XXH3_freeState(st);
+    return rc;
+}
+
+int crew_arena_open_memory(crew_arena **out, const void *mem, size_t size, unsigned flags)
+{
+    /* The data starts at a multiple of 4096 from mem, and allocations may
+     * ask CREW_ARENA_MAX_ALIGN of their address: only so aligned a mem
+     * gives every ref the alignment it had in the arena that was saved. */
+    if (!out || !mem || (flags & ~CREW_ARENA_VERIFY) ||
+        (uintptr_t)mem % CREW_ARENA_MAX_ALIGN != 0 || size > UINTPTR_MAX - (uintptr_t)mem)
+        return CREW_EINVAL;
+    crew__snap_info info;
+    size_t len = size < CREW__SNAP_HEADER_SIZE ? size : CREW__SNAP_HEADER_SIZE;
+    int rc = crew__snapshot_parse(mem, len, size, &info);
+    if (rc == 0 && (flags & CREW_ARENA_VERIFY))
+        rc = verify_memory(mem, info.data_offset, info.data_size, info.checksum);
+    if (rc < 0)
+        return rc;
+    /* parse checked data_offset + data_size == size: both fit in size_t */
+    return crew__arena_adopt(out, -1, (unsigned char *)(uintptr_t)mem, size, 0, 0,
+                             (size_t)info.data_offset, info.data_size, info.root);
 }

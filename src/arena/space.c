@@ -15,6 +15,15 @@
  * The registry lists the live arenas; at the start of each call a process
  * pool copies the list into shared memory for its workers when anything
  * in it differs from the last copy.
+ *
+ * An arena over memory the caller lent (crew_arena_open_memory) has no
+ * file a worker could map, and its range is not ours to reserve.  Workers
+ * see it only by inheritance: the memory the caller had at crew_open is
+ * there, at the same address, in every worker forked since.  So such an
+ * arena is listed in the registry but never in the table; each pool is
+ * numbered as it starts, and the arena remembers how many pools started
+ * before it (those pools' workers lack the memory, and the accessors read
+ * the arena as empty there).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,7 +50,12 @@ static range *free_ranges;
 static size_t n_free, cap_free;
 static crew_arena *live;             /* registry: doubly linked through arena->reg_* */
 static _Atomic int pools;            /* open process pools */
+static uint64_t pools_started;       /* process pools ever started here (under lock) */
 static int in_worker;                /* this process is a pool's worker: the space is the caller's */
+/* In a pool's worker: that pool's number (1 for the first); the arenas
+ * over caller memory it sees have a smaller pools_before.  Elsewhere every
+ * arena is visible. */
+uint64_t crew__space_worker_gen = UINT64_MAX;
 /* Arena objects made while the space exists: one shared mapping made with
  * it, so workers forked after crew_open see objects made later, live. */
 static crew_arena *handles;
@@ -245,9 +259,66 @@ int crew__space_has_pools(void)
     return atomic_load_explicit(&pools, memory_order_seq_cst) > 0;
 }
 
-void crew__space_worker(void)
+int crew__space_pool_start(uint64_t *gen, crew__arena_view **lent, size_t *n_lent)
+{
+    size_t n = 0, cap = 0;
+    crew__arena_view *v = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&lock);
+    for (crew_arena *a = live; a && rc == 0; a = a->reg_next) {
+        if (!a->borrowed)
+            continue;
+        if (n == cap) {
+            size_t c = cap ? 2 * cap : 8;
+            crew__arena_view *m = realloc(v, c * sizeof *m);
+            if (!m) {
+                rc = CREW_ENOMEM;
+                break;
+            }
+            v = m;
+            cap = c;
+        }
+        memset(&v[n], 0, sizeof *v);
+        v[n].base = (uintptr_t)a->map;
+        v[n].len = a->map_len;
+        v[n].data = (uintptr_t)a->base;
+        v[n].fd = -1;
+        v[n].handle = (uintptr_t)a;
+        n++;
+    }
+    if (rc == 0)
+        *gen = ++pools_started; /* arenas registered from now on are not in the list */
+    pthread_mutex_unlock(&lock);
+    if (rc < 0) {
+        free(v);
+        return rc;
+    }
+    *lent = v;
+    *n_lent = n;
+    return 0;
+}
+
+int crew__space_hides(const void *p, uint64_t gen)
+{
+    int hidden = 0;
+    pthread_mutex_lock(&lock);
+    /* Only an address inside the handle table can be an arena opened
+     * while a pool runs (the table exists from the first pool on, and
+     * arena objects are made there as long as one is open). */
+    uintptr_t at = (uintptr_t)p, lo = (uintptr_t)handles;
+    if (handles && !in_worker && at >= lo && at - lo < HANDLES_LEN &&
+        (at - lo) % sizeof(crew_arena) == 0) {
+        const crew_arena *a = &handles[(at - lo) / sizeof(crew_arena)];
+        hidden = handle_used[a - handles] && a->borrowed && a->pools_before >= gen;
+    }
+    pthread_mutex_unlock(&lock);
+    return hidden;
+}
+
+void crew__space_worker(uint64_t gen)
 {
     in_worker = 1;
+    crew__space_worker_gen = gen;
     /* The registry we inherited is the caller's, and its objects made
      * since the space exists are the caller's own, live in shared memory:
      * linking an arena of ours in or out would rewrite their links (a
@@ -364,6 +435,9 @@ void crew__space_release(void *addr, size_t len, int in_space)
 void crew__space_add(crew_arena *a)
 {
     pthread_mutex_lock(&lock);
+    /* Under the lock, as crew__space_pool_start numbers pools: an arena
+     * is either in a starting pool's list or counts that pool. */
+    a->pools_before = a->borrowed && !in_worker ? pools_started : 0;
     a->reg_prev = NULL;
     a->reg_next = live;
     if (live)
@@ -388,10 +462,14 @@ size_t crew__space_list(crew__arena_view *out, size_t cap)
 {
     size_t n = 0;
     pthread_mutex_lock(&lock);
-    for (crew_arena *a = live; a; a = a->reg_next, n++) {
-        if (n >= cap)
+    for (crew_arena *a = live; a; a = a->reg_next) {
+        if (a->borrowed)
+            continue; /* workers inherit it, or never see it: nothing to map */
+        if (n >= cap) {
+            n++;
             continue;
-        crew__arena_view *v = &out[n];
+        }
+        crew__arena_view *v = &out[n++];
         memset(v, 0, sizeof *v);
         v->base = (uintptr_t)a->map;
         v->len = a->map_len;

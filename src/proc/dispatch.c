@@ -649,6 +649,9 @@ int crew__proc_run(crew *pool, const void *shared, crew_task *tasks, size_t n,
             opts->progress(opts->ctx, n, n, failed);
         return failed ? CREW_EFAILED : 0;
     }
+    /* an arena over memory the workers lack: every task would find it empty */
+    if (crew__space_hides(shared, pool->proc->pool_gen))
+        return CREW_EINVAL;
     int rc = enter(pool->proc);
     if (rc < 0)
         return rc;
@@ -695,6 +698,8 @@ int crew__proc_run_feed(crew *pool, const void *shared, const crew_feed *feed)
                 return CREW_EFAILED;
         }
     }
+    if (crew__space_hides(shared, pool->proc->pool_gen))
+        return CREW_EINVAL;
     c.slots = calloc(PROC_RING + 1, sizeof *c.slots);
     c.free_slots = malloc((PROC_RING + 1) * sizeof *c.free_slots);
     int rc = c.slots && c.free_slots ? enter(pool->proc) : CREW_ENOMEM;

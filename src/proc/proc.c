@@ -296,12 +296,23 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
                              : 0;
     atomic_init(&h->active, n);
 
+    /* Arenas over caller memory open now are the workers' by inheritance
+     * (space.c): the list goes to the supervisor with the fork. */
+    crew__arena_view *lent = NULL;
+    size_t n_lent = 0;
+    rc = crew__space_pool_start(&h->pool_gen, &lent, &n_lent);
+    if (rc < 0) {
+        proc_free(pool);
+        return rc;
+    }
+    p->pool_gen = h->pool_gen;
     /* From now on arenas are placed where workers can map them. */
     crew__space_pools(1);
     p->table_gen = 0;
     rc = crew__proc_publish_arenas(p);
     if (rc < 0) {
         crew__space_pools(-1);
+        free(lent);
         proc_free(pool);
         return rc;
     }
@@ -313,14 +324,18 @@ int crew__proc_open(crew *pool, const crew_config *cfg, unsigned n)
     pid_t pid = fork();
     if (pid != 0)
         crew__space_pool_fork(0);
+    if (pid == 0) {
+        crew__proc_lent = lent;
+        crew__proc_n_lent = n_lent;
+        crew__supervisor_main(&p->m);
+    }
+    free(lent);
     if (pid < 0) {
         rc = errno == ENOMEM ? CREW_ENOMEM : CREW_EAGAIN;
         crew__space_pools(-1);
         proc_free(pool);
         return rc;
     }
-    if (pid == 0)
-        crew__supervisor_main(&p->m);
     p->supervisor = pid;
     close(p->life_rd);
     p->life_rd = -1;

@@ -91,6 +91,7 @@ typedef struct proc_slot {
 typedef struct proc_shared {
     /* Fixed at crew_open. */
     pid_t caller_pid;
+    uint64_t pool_gen;             /* this pool's number (space.c) */
     uint32_t max_workers;
     uint64_t timeout_ns;
     void (*worker_exit)(void *ctx);  /* crew_config's, valid in workers (forked) */
@@ -161,6 +162,7 @@ typedef struct crew__proc {
     crew__arena_view *scratch;     /* [PROC_MAX_ARENAS]: the next table, to compare */
     crew__proc *next_open;         /* the list of open pools (freeze asks them all) */
     pid_t owner;                   /* the process that opened the pool */
+    uint64_t pool_gen;             /* this pool's number (space.c) */
     /* Caller only: free descriptors, and the byte area's free ranges
      * (first fit, sorted, coalesced; at most one more than descriptors). */
     uint32_t *free_desc;           /* [PROC_RING] */
@@ -188,6 +190,12 @@ extern proc_map *crew__proc_self;
  * reserved in every worker); set in the supervisor, inherited by workers. */
 extern crew__arena_view *crew__proc_inherited;
 extern uint32_t crew__proc_n_inherited;
+/* The arenas over caller memory open at crew_open (crew__space_pool_start):
+ * every worker inherits that memory, and makes the pages wholly inside it
+ * read-only (base/len then say which; len 0: none).  Set in the
+ * supervisor, inherited by workers. */
+extern crew__arena_view *crew__proc_lent;
+extern size_t crew__proc_n_lent;
 
 /* dispatch.c: crew__proc_run, _for, _reduce (internal.h) */
 

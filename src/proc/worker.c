@@ -12,6 +12,12 @@
  * read-only.  A write to those faults, and the fault handler records where
  * before the worker dies of it, so that the supervisor can tell the
  * caller "wrote to read-only shared data" instead of "crashed".
+ *
+ * Arenas over memory the caller lent are not in the table: the worker
+ * inherited that memory, mapped as the caller mapped it (perhaps
+ * writable, and shared with other processes).  Its pages are made
+ * read-only here, in this process only, so that a task's write fails the
+ * same way instead of changing data everyone reads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +35,8 @@
 proc_map *crew__proc_self;
 crew__arena_view *crew__proc_inherited;
 uint32_t crew__proc_n_inherited;
+crew__arena_view *crew__proc_lent;
+size_t crew__proc_n_lent;
 
 typedef struct mapping {
     crew__arena_view v;
@@ -43,6 +51,17 @@ static uint64_t seen_gen;
 static proc_slot *my_slot;
 static pid_t my_pid;
 
+/* In the handler: a fault at addr inside read-only arena v. */
+static bool readonly_fault(const crew__arena_view *v, uintptr_t addr)
+{
+    if (addr < v->base || addr - v->base >= v->len)
+        return false;
+    my_slot->fault_addr = addr;
+    my_slot->fault_off = addr - v->data;
+    atomic_store(&my_slot->fault_readonly, 1);
+    return true;
+}
+
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
     (void)uc;
@@ -50,15 +69,11 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
     /* Only a fault of the worker itself speaks for its slot: a process a
      * task forked runs this handler too, on the worker's slot. */
     if (si->si_code == SEGV_ACCERR && getpid() == my_pid) {
-        for (size_t i = 0; i < n_mine; i++) {
-            const mapping *m = &mine[i];
-            if (m->mapped && !m->v.writable && addr >= m->v.base && addr - m->v.base < m->v.len) {
-                my_slot->fault_addr = addr;
-                my_slot->fault_off = addr - m->v.data;
-                atomic_store(&my_slot->fault_readonly, 1);
-                break;
-            }
-        }
+        bool found = false;
+        for (size_t i = 0; i < n_mine && !found; i++)
+            found = mine[i].mapped && !mine[i].v.writable && readonly_fault(&mine[i].v, addr);
+        for (size_t i = 0; i < crew__proc_n_lent && !found; i++)
+            found = readonly_fault(&crew__proc_lent[i], addr);
     }
     /* SA_RESETHAND restored the default action: returning re-runs the
      * faulting instruction, which now kills the worker by SIGSEGV.  A
@@ -79,6 +94,28 @@ static void install_fault_handler(void)
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESETHAND | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGSEGV, &sa, NULL);
+}
+
+/*
+ * Make the inherited memory of arenas over caller memory read-only in this
+ * process: the pages wholly inside each (a page it shares with other data
+ * of the caller's stays as it was, so that only the arena's bytes are
+ * affected).  Each view then holds the range protected, for the handler.
+ */
+static void protect_lent(void)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (size_t i = 0; i < crew__proc_n_lent; i++) {
+        crew__arena_view *v = &crew__proc_lent[i];
+        uintptr_t lo = ((uintptr_t)v->base + page - 1) & ~(page - 1);
+        uintptr_t hi = ((uintptr_t)(v->base + v->len)) & ~(page - 1);
+        if (lo < hi && mprotect((void *)lo, hi - lo, PROT_READ) == 0) {
+            v->base = lo;
+            v->len = hi - lo;
+        } else {
+            v->len = 0;
+        }
+    }
 }
 
 static mapping *find(uint64_t base)
@@ -359,7 +396,7 @@ _Noreturn void crew__worker_main(proc_map *m, unsigned w)
     crew__proc_self = m;
     my_slot = &m->slots[w];
     my_pid = getpid();
-    crew__space_worker();
+    crew__space_worker(h->pool_gen);
     /* Ctrl-C is for the caller to handle; everything else as usual. */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_DFL);
@@ -369,6 +406,7 @@ _Noreturn void crew__worker_main(proc_map *m, unsigned w)
     install_fault_handler();
     for (uint32_t i = 0; i < crew__proc_n_inherited; i++)
         (void)add(&crew__proc_inherited[i]);
+    protect_lent();
     int statm_fd = h->mem_limit_pages ? open("/proc/self/statm", O_RDONLY | O_CLOEXEC) : -1;
 
     unsigned spins = 0;
