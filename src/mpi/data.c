@@ -188,6 +188,36 @@ static int move_bytes(open_state *s, unsigned char *bounce)
 }
 
 /*
+ * The node's window: all of it the leader's, its base aligned for
+ * crew_arena_open_memory.  MPI promises no alignment, so the leader asks
+ * for a little more and tells its node where the aligned part starts
+ * (the same offset in every rank's mapping of the segment).
+ */
+static int window(open_state *s)
+{
+    const size_t align = CREW_ARENA_MAX_ALIGN;
+    MPI_Aint mine = s->node_rank == 0 ? (MPI_Aint)(s->file_size + align) : 0, got_size;
+    int disp;
+    void *base = NULL;
+    if (s->file_size > (uint64_t)(PTRDIFF_MAX - align) ||
+        MPI_Win_allocate_shared(mine, 1, MPI_INFO_NULL, s->node, &base, &s->win) != MPI_SUCCESS) {
+        s->win = MPI_WIN_NULL;
+        return CREW_ENOMEM;
+    }
+    int rc = MPI_Win_shared_query(s->win, 0, &got_size, &disp, &base) == MPI_SUCCESS &&
+             (uint64_t)got_size >= s->file_size + align ? 0 : CREW_ENOMEM;
+    /* Every rank of the node takes part, whatever its query said. */
+    long pad = rc == 0 ? (long)((align - (uintptr_t)base % align) % align) : 0;
+    if (MPI_Bcast(&pad, 1, MPI_LONG, 0, s->node) != MPI_SUCCESS && rc == 0)
+        rc = -EIO;
+    if (rc == 0 && ((uintptr_t)base + (uintptr_t)pad) % align != 0)
+        rc = -EIO;
+    if (rc == 0)
+        s->base = (unsigned char *)base + pad;
+    return rc;
+}
+
+/*
  * Steps 2 and 3: the node communicator, the windows and the broadcast.
  * `need` is 1 when this rank must be sent the bytes.  Returns this rank's
  * outcome (not yet agreed).
@@ -210,21 +240,8 @@ static int share(open_state *s, int need)
         MPI_Comm_size(s->leaders, &leaders);
 
     int rc = 0;
-    if (node_need) {
-        MPI_Aint mine = s->node_rank == 0 ? (MPI_Aint)s->file_size : 0, got_size;
-        int disp;
-        void *base = NULL;
-        if (MPI_Win_allocate_shared(mine, 1, MPI_INFO_NULL, s->node, &base, &s->win) !=
-            MPI_SUCCESS) {
-            s->win = MPI_WIN_NULL;
-            rc = CREW_ENOMEM;
-        } else if (MPI_Win_shared_query(s->win, 0, &got_size, &disp, &base) != MPI_SUCCESS ||
-                   (uint64_t)got_size < s->file_size) {
-            rc = CREW_ENOMEM;
-        } else {
-            s->base = base;
-        }
-    }
+    if (node_need)
+        rc = window(s);
     unsigned char *bounce = NULL;
     if (rc == 0 && s->rank == DATA_ROOT && !s->base && leaders > 1) {
         bounce = malloc(s->file_size < PIECE ? (size_t)s->file_size : PIECE);

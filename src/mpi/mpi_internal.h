@@ -16,11 +16,6 @@ enum {
     CREW__TAG_DATA,            /* root -> node leaders: snapshot bytes */
 };
 
-/* The core library's (crew.h, once the in-memory open is merged there):
- * open the bytes of a snapshot file already in memory, without a copy. */
-CREW_API int crew_arena_open_memory(crew_arena **a, const void *mem, size_t size,
-                                    unsigned flags);
-
 /* shm.c */
 
 /*
