@@ -153,7 +153,7 @@ CREW_API int crew_mpi_run_feed(MPI_Comm comm, crew *pool, const void *shared, co
  * killed).
  * Returns, on every rank, 0 and sets *data; or the same error everywhere:
  * the root's crew_arena_open error when the root cannot open it (also
- * when other ranks could); -EIO when a node's copy fails (the failing
+ * when other ranks could); CREW_EIO when a node's copy fails (the failing
  * rank prints nothing: the error code says what); CREW_EINVAL (NULL
  * arguments or unknown flags on any rank; comm MPI_COMM_NULL, or MPI not
  * initialised or finalised: then on the calling rank only, without a

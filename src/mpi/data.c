@@ -100,10 +100,10 @@ static int read_header(const crew_arena *a, unsigned char *header, uint64_t *siz
     int fd = crew_arena_fd(a);
     struct stat st;
     if (fstat(fd, &st) != 0)
-        return (-EIO);
+        return CREW_EIO;
     memset(header, 0, HEADER_BYTES);
     if (pread_full(fd, header, HEADER_BYTES, 0) < HEADER_BYTES)
-        return (-EIO);
+        return CREW_EIO;
     *size = (uint64_t)st.st_size;
     return 0;
 }
@@ -115,8 +115,8 @@ static int agree(MPI_Comm comm, int rc)
     int mine = rc == 0 ? 0 : rc == CREW_EINVAL ? 3 : rc == CREW_ENOMEM ? 2 : 1;
     int all = 3;
     if (MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS)
-        return (-EIO);
-    static const int code[] = {0, (-EIO), CREW_ENOMEM, CREW_EINVAL};
+        return CREW_EIO;
+    static const int code[] = {0, CREW_EIO, CREW_ENOMEM, CREW_EINVAL};
     return code[all];
 }
 
@@ -133,13 +133,13 @@ static int open_own(open_state *s, const char *path, unsigned flags, int bad_arg
     if (rc == 0 && read_header(s->file, mine, &my_size) != 0) {
         crew_arena_close(s->file);
         s->file = NULL;
-        rc = (-EIO);
+        rc = CREW_EIO;
     }
     /* The root's outcome first: when it has no data, nobody has. */
     int any_bad = bad_args, root_rc = rc;
     if (MPI_Allreduce(MPI_IN_PLACE, &any_bad, 1, MPI_INT, MPI_MAX, s->comm) != MPI_SUCCESS ||
         MPI_Bcast(&root_rc, 1, MPI_INT, DATA_ROOT, s->comm) != MPI_SUCCESS)
-        return (-EIO);
+        return CREW_EIO;
     if (any_bad)
         return CREW_EINVAL;
     if (root_rc != 0)
@@ -150,7 +150,7 @@ static int open_own(open_state *s, const char *path, unsigned flags, int bad_arg
     }
     if (MPI_Bcast(s->header, HEADER_BYTES, MPI_BYTE, DATA_ROOT, s->comm) != MPI_SUCCESS ||
         MPI_Bcast(&s->file_size, 1, MPI_UINT64_T, DATA_ROOT, s->comm) != MPI_SUCCESS)
-        return (-EIO);
+        return CREW_EIO;
     /* The header holds the size, root and checksum of the data: a file
      * with another header is another snapshot, not the root's. */
     if (rc == 0 && (my_size != s->file_size || memcmp(mine, s->header, HEADER_BYTES) != 0)) {
@@ -178,12 +178,42 @@ static int move_bytes(open_state *s, unsigned char *bounce)
         size_t n = total - off < PIECE ? total - off : PIECE;
         unsigned char *buf = s->base ? s->base + off : bounce;
         if (fd >= 0 && rc == 0 && pread_full(fd, buf, n, off) < (ssize_t)n)
-            rc = (-EIO);
+            rc = CREW_EIO;
         if (s->leaders != MPI_COMM_NULL &&
             MPI_Bcast(buf, (int)n, MPI_BYTE, DATA_ROOT, s->leaders) != MPI_SUCCESS)
-            rc = (-EIO);
+            rc = CREW_EIO;
         off += n;
     }
+    return rc;
+}
+
+/*
+ * The node's window: all of it the leader's, its base aligned for
+ * crew_arena_open_memory.  MPI promises no alignment, so the leader asks
+ * for a little more and tells its node where the aligned part starts
+ * (the same offset in every rank's mapping of the segment).
+ */
+static int window(open_state *s)
+{
+    const size_t align = CREW_ARENA_MAX_ALIGN;
+    MPI_Aint mine = s->node_rank == 0 ? (MPI_Aint)(s->file_size + align) : 0, got_size;
+    int disp;
+    void *base = NULL;
+    if (s->file_size > (uint64_t)(PTRDIFF_MAX - align) ||
+        MPI_Win_allocate_shared(mine, 1, MPI_INFO_NULL, s->node, &base, &s->win) != MPI_SUCCESS) {
+        s->win = MPI_WIN_NULL;
+        return CREW_ENOMEM;
+    }
+    int rc = MPI_Win_shared_query(s->win, 0, &got_size, &disp, &base) == MPI_SUCCESS &&
+             (uint64_t)got_size >= s->file_size + align ? 0 : CREW_ENOMEM;
+    /* Every rank of the node takes part, whatever its query said. */
+    long pad = rc == 0 ? (long)((align - (uintptr_t)base % align) % align) : 0;
+    if (MPI_Bcast(&pad, 1, MPI_LONG, 0, s->node) != MPI_SUCCESS && rc == 0)
+        rc = -EIO;
+    if (rc == 0 && ((uintptr_t)base + (uintptr_t)pad) % align != 0)
+        rc = -EIO;
+    if (rc == 0)
+        s->base = (unsigned char *)base + pad;
     return rc;
 }
 
@@ -196,35 +226,22 @@ static int share(open_state *s, int need)
 {
     if (MPI_Comm_split_type(s->comm, MPI_COMM_TYPE_SHARED, s->rank, MPI_INFO_NULL, &s->node) !=
         MPI_SUCCESS)
-        return (-EIO);
+        return CREW_EIO;
     MPI_Comm_rank(s->node, &s->node_rank);
     int node_need = need;
     if (MPI_Allreduce(MPI_IN_PLACE, &node_need, 1, MPI_INT, MPI_MAX, s->node) != MPI_SUCCESS)
-        return (-EIO);
+        return CREW_EIO;
     /* Key = rank: the root is rank 0 of its node, and of the leaders. */
     int sends = s->rank == DATA_ROOT || (node_need && s->node_rank == 0);
     if (MPI_Comm_split(s->comm, sends ? 0 : MPI_UNDEFINED, s->rank, &s->leaders) != MPI_SUCCESS)
-        return (-EIO);
+        return CREW_EIO;
     int leaders = 0;
     if (s->leaders != MPI_COMM_NULL)
         MPI_Comm_size(s->leaders, &leaders);
 
     int rc = 0;
-    if (node_need) {
-        MPI_Aint mine = s->node_rank == 0 ? (MPI_Aint)s->file_size : 0, got_size;
-        int disp;
-        void *base = NULL;
-        if (MPI_Win_allocate_shared(mine, 1, MPI_INFO_NULL, s->node, &base, &s->win) !=
-            MPI_SUCCESS) {
-            s->win = MPI_WIN_NULL;
-            rc = CREW_ENOMEM;
-        } else if (MPI_Win_shared_query(s->win, 0, &got_size, &disp, &base) != MPI_SUCCESS ||
-                   (uint64_t)got_size < s->file_size) {
-            rc = CREW_ENOMEM;
-        } else {
-            s->base = base;
-        }
-    }
+    if (node_need)
+        rc = window(s);
     unsigned char *bounce = NULL;
     if (rc == 0 && s->rank == DATA_ROOT && !s->base && leaders > 1) {
         bounce = malloc(s->file_size < PIECE ? (size_t)s->file_size : PIECE);
@@ -240,7 +257,7 @@ static int share(open_state *s, int need)
         /* The leader's stores become visible to its node: the fence is the
          * memory barrier plus the synchronisation the shared window needs. */
         if (MPI_Win_fence(0, s->win) != MPI_SUCCESS && rc == 0)
-            rc = (-EIO);
+            rc = CREW_EIO;
     }
     return rc;
 }
@@ -266,9 +283,9 @@ static int data_open(open_state *s, const char *path, unsigned flags, int bad_ar
     if (rc == 0 && s->base) {
         rc = crew_arena_open_memory(&s->arena, s->base, (size_t)s->file_size, flags);
         /* The root's file opened, so a copy that does not means the bytes
-         * came wrong (or the file changed under the root): (-EIO). */
+         * came wrong (or the file changed under the root): CREW_EIO. */
         if (rc < 0 && rc != CREW_ENOMEM)
-            rc = (-EIO);
+            rc = CREW_EIO;
     }
     /* Now that the window is mapped, the record lists it too. */
     crew__mpi_shm_track(NULL);

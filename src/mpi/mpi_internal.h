@@ -16,11 +16,6 @@ enum {
     CREW__TAG_DATA,            /* root -> node leaders: snapshot bytes */
 };
 
-/* The core library's (crew.h, once the in-memory open is merged there):
- * open the bytes of a snapshot file already in memory, without a copy. */
-CREW_API int crew_arena_open_memory(crew_arena **a, const void *mem, size_t size,
-                                    unsigned flags);
-
 /* shm.c */
 
 /*
@@ -34,7 +29,8 @@ CREW_API int crew_arena_open_memory(crew_arena **a, const void *mem, size_t size
  * The first call in a process first sweeps `dir` (crew__mpi_shm_sweep),
  * then makes the record; every call brings the list up to date with
  * /proc/self/maps (call it again after mapping a new window).  Removed at
- * normal exit.  Call it after MPI_Init.
+ * exit after MPI_Finalize; kept for the next sweep when the process exits
+ * without finalising (as a failed rank does).  Call it after MPI_Init.
  * Returns 0, or -errno when no record could be made; tracking is best
  * effort, and callers may ignore the error.
  * Thread-safe.

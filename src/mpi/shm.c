@@ -325,8 +325,14 @@ static int record_write(int fd)
     return rc;
 }
 
+/* At exit: a process that finalised MPI left nothing behind, so its
+ * record goes.  One that exits without (a failed rank calling exit, and
+ * mpirun then killing the others) keeps it for the next sweep. */
 static void record_remove(void)
 {
+    int done = 0;
+    if (MPI_Finalized(&done) != MPI_SUCCESS || !done)
+        return;
     pthread_mutex_lock(&track_lock);
     if (record_fd >= 0 && record_pid == getpid()) {
         unlink(record_path);
