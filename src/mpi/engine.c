@@ -66,7 +66,8 @@ static int buf_reserve(buf *b, size_t more)
 
 static void buf_put(buf *b, const void *p, size_t n)
 {
-    memcpy(b->p + b->len, p, n);
+    if (n) /* p may be NULL then */
+        memcpy(b->p + b->len, p, n);
     b->len += n;
 }
 

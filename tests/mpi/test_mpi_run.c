@@ -218,7 +218,7 @@ static void test_stop(crew *pool)
 /* A feed with a window of 8 tasks in flight, consumed in order. */
 typedef struct window_feed {
     crew_mpi_task slots[8];
-    uint64_t args[8], res[8];
+    uint64_t args[8], res[8][2];
     uint64_t given, total, sum;
     int in_flight, max_in_flight;
 } window_feed;
@@ -234,7 +234,7 @@ static int wf_next(void *ctx, crew_mpi_task **t)
         if (!w->slots[i].arg) {
             w->args[i] = w->given++;
             w->slots[i] = (crew_mpi_task){.fn = 0, .arg = &w->args[i], .arg_size = 8,
-                                          .result = &w->res[i], .result_size = 8};
+                                          .result = w->res[i], .result_size = 16};
             w->in_flight++;
             if (w->in_flight > w->max_in_flight)
                 w->max_in_flight = w->in_flight;
@@ -250,7 +250,7 @@ static void wf_done(void *ctx, crew_mpi_task *t)
     uint64_t x;
     memcpy(&x, t->arg, 8);
     if (t->status == 0)
-        w->sum += w->res[t - w->slots] - d.salt;
+        w->sum += w->res[t - w->slots][0] - d.salt;
     t->arg = NULL;
     w->in_flight--;
 }
