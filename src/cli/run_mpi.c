@@ -30,6 +30,7 @@
 #include "mpi/engine.h"
 
 static crew_mpi_data *data;
+static char **root_argv; /* a rank's copy of the root's command line */
 
 /* ---- setting up ---------------------------------------------------------- */
 
@@ -98,7 +99,7 @@ static int m_init(int *argc, char ***argv)
     }
     /* kept for the life of the process: R points into them */
     *argc = (int)head[0];
-    *argv = args;
+    *argv = root_argv = args;
     return 0;
 }
 
