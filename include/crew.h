@@ -342,8 +342,9 @@ typedef struct crew_feed {
     /*
      * The next task: return 1 and set *task (crew uses it until it hands
      * it back through done; its fn must be set); 0 when there are no more;
-     * CREW_EAGAIN when there is none until a task in flight finishes (for
-     * bounded windows: crew calls next again after the next done); any
+     * CREW_EAGAIN when there is none for now (for bounded windows, or
+     * tasks that arrive from elsewhere: crew calls next again after the
+     * next done, and at the latest 2 ms later while tasks are in flight); any
      * other negative value stops the run, which returns it: running
      * tasks finish, and tasks given but not started yet (a process pool
      * queues some ahead) come back through done with CREW_ECANCELED.

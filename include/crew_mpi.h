@@ -61,17 +61,21 @@ typedef struct crew_mpi_task {
 } crew_mpi_task;
 
 typedef struct crew_mpi_opts {
-    int root;          /* the rank that holds the tasks; every rank passes the same */
-    /* Nonzero: once a task failed, give out no more; tasks given to a rank
-     * but not started there are cancelled (CREW_ECANCELED).  Tasks already
-     * running finish. */
+    /* The rank that holds the tasks.  Every rank must pass the same (the
+     * call cannot check it without the root). */
+    int root;
+    /* Nonzero: once a task failed, give out no more, and cancel
+     * (CREW_ECANCELED) the tasks after it in the root's order that have
+     * not started on any rank; every task before it still runs.  Tasks
+     * already running finish, so a few after it may have run. */
     int stop_on_error;
     /* The most tasks one chunk holds; 0: 1024.  Chunks are smaller than
      * this while few tasks are left (see crew_mpi_run). */
     size_t chunk_max;
     /* The root calls on_done(ctx, i) once per task, on the calling
      * thread, as soon as its status and result are final (also for
-     * cancelled ones).  Other ranks ignore it. */
+     * cancelled ones, and after a stop, for those never given out).
+     * Other ranks ignore it. */
     void (*on_done)(void *ctx, size_t index);
     void *ctx;
 } crew_mpi_opts;
@@ -83,18 +87,25 @@ typedef struct crew_mpi_opts {
  * processes) and its own `shared` (typically a crew_arena from
  * crew_mpi_data_open), and the same table.  Only the root's tasks and n
  * count; the other ranks pass NULL and 0.
- * Scheduling: a rank is given a chunk when it has no more tasks queued
- * than workers; a chunk holds about remaining / (2 x all workers) tasks
- * per worker of that rank (at least 1, at most chunk_max), so it starts
- * large and ends with single tasks.  Results travel in batches of up to a
- * MiB.
+ * Scheduling: a rank is given a chunk once it holds fewer tasks (queued
+ * and running) than twice its workers or than its last chunk, so the
+ * next chunk arrives before it runs dry.  A chunk holds about remaining /
+ * (2 x all workers) tasks per worker of that rank, at most chunk_max and
+ * about 1 MiB of arguments, at least 1 task: it starts large and ends
+ * with single tasks.  Results travel back in batches of up to a MiB,
+ * held at most 200 us.
  * Returns, on every rank: 0 when every task returned 0; CREW_EFAILED when
- * some did not (each task's status tells why); CREW_EINVAL (pool NULL, the
- * root's tasks NULL with n > 0, a task's fn out of range, root not a rank
- * of comm, tables that differ between ranks: nothing is run); CREW_ENOMEM;
- * CREW_ENOTSUP (MPI was initialised below MPI_THREAD_FUNNELED); a process
- * pool's CREW_EBUSY / CREW_ELOST as crew_run.  A task whose result or
- * argument exceeds 1 GiB fails alone with CREW_E2BIG.
+ * some did not (each task's status tells why: CREW_EINVAL for a task
+ * whose fn is out of range or whose arg is NULL with arg_size > 0,
+ * CREW_E2BIG for an argument or result over 1 GiB; the others run);
+ * CREW_EINVAL (pool NULL on some rank, the root's tasks NULL with n > 0,
+ * root not a rank of comm, tables that differ between ranks, MPI not
+ * initialised: nothing is run); CREW_ENOMEM; CREW_ENOTSUP (MPI was
+ * initialised below MPI_THREAD_FUNNELED); CREW_ELOST when a rank's
+ * process pool was lost: its tasks fail with CREW_ELOST, it gets no more,
+ * and the other ranks run the rest (when none is left, the rest are
+ * cancelled); a process pool's CREW_EBUSY as crew_run.
+ * A task that was cancelled reports rank -1, as one never given out.
  * Ownership: tasks, arguments and results stay the caller's; results are
  * written before on_done.  Thread-safe: one call per communicator at a
  * time; not from inside a task.

@@ -298,12 +298,13 @@ static void *signal_main(void *arg)
              * running tasks.  The root writes what it holds (output, then
              * log) and says how to go on. */
             if (R.rank == 0) {
+                /* unless a record is being written (its task runs again) */
                 if (pthread_mutex_trylock(&R.io_lock) == 0)
                     flush_io();
                 if (R.log.fd >= 0)
                     cli_error("stopped by %s (mpirun ends every rank when one dies or it is "
-                              "interrupted): job log %s has every task finished; "
-                              "run again with --resume to finish the rest",
+                              "interrupted): job log %s holds the tasks whose records were "
+                              "written; run again with --resume to finish the rest",
                               sig == SIGINT ? "SIGINT" : "SIGTERM", R.log.path);
                 else
                     cli_error("stopped by %s (mpirun ends every rank when one dies or it is "
@@ -721,7 +722,16 @@ static int agree(int rc)
 static int start(void)
 {
     bool root = R.rank == 0;
+    /* A problem every rank has is told once, by the root; one only some
+     * ranks have, by each of them. */
+    cli_quiet = !root;
     int rc = cli_plugin_load(&R.plugin, R.plugin_path) != 0 ? CLI_USAGE : 0;
+    cli_quiet = false;
+    int root_rc = agree(root ? rc : 0);
+    if (rc && !root && !root_rc) {
+        cli_plugin_unload(&R.plugin);
+        (void)cli_plugin_load(&R.plugin, R.plugin_path); /* again, to say why */
+    }
     if ((rc = agree(rc)) != 0)
         return rc;
     wk.plugin = R.plugin.table;
@@ -733,12 +743,13 @@ static int start(void)
     long each_fn = -1;
     if (R.each_name) {
         each_fn = cli_plugin_find(&R.plugin, R.each_name, strlen(R.each_name));
-        if (each_fn < 0) {
-            if (root)
-                cli_error("--each %s: the plugin has no such function "
-                          "(crew run --list --plugin %s)", R.each_name, R.plugin_path);
-            return CLI_USAGE;
-        }
+        rc = each_fn < 0 ? CLI_USAGE : 0;
+        root_rc = agree(root ? rc : 0);
+        if (rc && (root || !root_rc))
+            cli_error("--each %s: the plugin has no such function "
+                      "(crew run --list --plugin %s)", R.each_name, R.plugin_path);
+        if ((rc = agree(rc)) != 0)
+            return rc;
     }
     if (R.mpi) {
         if ((rc = run_mpi->open_data()) != 0)
@@ -989,8 +1000,12 @@ int cli_run(int argc, char **argv)
     if (rc == CREW_ELOST && !R.fatal) {
         cli_error("the worker processes are gone: %s", crew_strerror(rc));
         R.fatal = CLI_USAGE;
-    } else if (R.mpi && rc < 0 && rc != CREW_EFAILED && rc != CREW_ECANCELED &&
-               rc != CREW_EINVAL && !R.fatal) {
+    } else if (R.mpi && rc == CREW_EINVAL && !R.fatal) {
+        /* (a bad task line sets R.fatal: this is the ranks' check) */
+        cli_error("the ranks do not agree on the plugin's functions: is %s the same "
+                  "plugin on every node?", R.plugin_path);
+        R.fatal = CLI_USAGE;
+    } else if (R.mpi && rc < 0 && rc != CREW_EFAILED && rc != CREW_ECANCELED && !R.fatal) {
         cli_error("the MPI run failed: %s", crew_strerror(rc));
         R.fatal = CLI_USAGE;
     }

@@ -181,6 +181,12 @@ static task_result *slot_at(size_t i)
     return (task_result *)((char *)rs.slots + i * res_size());
 }
 
+static int m_prepare(void *ctx, size_t capacity)
+{
+    (void)ctx;
+    return slots_open(capacity);
+}
+
 /* make, reply and release are called in turn by crew's feed (never two
  * at once), so the free list needs no lock. */
 static int m_make(void *ctx, crew__mpi_job *job)
@@ -336,15 +342,15 @@ static int m_run(void)
     chunk = chunk < 1 ? 1 : chunk > 1024 ? 1024 : chunk;
     size_t n_fns = wk.plugin->n_functions;
     const char **names = calloc(n_fns ? n_fns : 1, sizeof *names);
-    int ok = names && slots_open(chunk + 2 * (size_t)crew_workers(R.pool)) == 0;
+    int ok = names != NULL;
     if (ok && R.rank == 0)
         ok = (mtasks = calloc(R.window, sizeof *mtasks)) != NULL;
     int rc = CREW_ENOMEM;
     if (ok) {
         for (size_t i = 0; i < n_fns; i++)
             names[i] = wk.plugin->functions[i].name;
-        crew__mpi_hooks hooks = {.make = m_make, .reply = m_reply, .release = m_release,
-                                 .chunk_max = chunk};
+        crew__mpi_hooks hooks = {.prepare = m_prepare, .make = m_make, .reply = m_reply,
+                                 .release = m_release, .chunk_max = chunk};
         crew__mpi_source src = {.next = m_next, .done = m_done,
                                 .total = R.total > R.n_skipped ? R.total - R.n_skipped : 0,
                                 .stop_on_error = R.stop_on_error};

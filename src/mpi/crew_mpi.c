@@ -122,9 +122,11 @@ int crew_mpi_run(MPI_Comm comm, crew *pool, const void *shared, const crew_mpi_f
             tasks[i].rank = -1;
         }
     int rc = run(comm, pool, shared, fns, n_fns, &l, root && !bad ? &src : NULL, opts);
-    /* After a stop, the tasks never given stay cancelled. */
-    if (rc == 0 && root && l.next < n)
-        rc = CREW_EFAILED;
+    /* After a stop, the tasks never given stay cancelled: on_done still
+     * hears of each. */
+    if (root && !bad && opts && opts->on_done)
+        for (size_t i = l.next; i < n; i++)
+            opts->on_done(opts->ctx, i);
     return rc;
 }
 

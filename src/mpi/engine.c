@@ -7,7 +7,7 @@
  * rank's own pool, fed from a queue of received tasks; its finished tasks
  * go into a batch of results that the calling thread sends.  The root is
  * one of the ranks that run tasks: its chunks go into its own queue
- * without MPI.
+ * without MPI, and its results come back in batches as others' do.
  *
  * The calling thread never blocks in MPI (an MPI library's blocking calls
  * spin, which costs a core on a machine with more ranks than cores): it
@@ -17,12 +17,15 @@
  * nothing happens, and results wait at most 200 us to be batched.
  *
  * Messages (native byte order: the ranks of one job share an ABI):
- *   CHUNK   root -> rank  records {u64 id, u32 fn, u32 0, u64 result_size,
- *                         u64 arg_size, arg, padding to 8}
+ *   CHUNK   root -> rank  records {u64 id, u64 order, u32 fn, u32 0,
+ *                         u64 result_size, u64 arg_size, arg, padding to 8}
  *   RESULTS rank -> root  records {u64 id, i32 status, i32 detail,
  *                         u32 runs, u32 0, u64 len, bytes, padding to 8}
- *   CANCEL  root -> rank  empty: drop the tasks not started
+ *   CANCEL  root -> rank  {u64 order}: drop the tasks not started whose
+ *                         order (place in the root's sequence) is >= it
  *   STOP    root -> rank  {i32 rc}: no more tasks; the run's result
+ * A batch of results stays below 1 GiB plus one result (at most 1 GiB),
+ * so a message's size always fits MPI's int count.
  * Every send is nonblocking: two ranks sending large messages to each
  * other at once must not wait for each other.
  */
@@ -36,6 +39,7 @@
 #include "mpi/mpi_internal.h"
 
 #define BATCH_BYTES ((size_t)1 << 20) /* results sent at once past this */
+#define BATCH_MAX ((size_t)1 << 30)   /* a result that would pass this waits */
 #define BATCH_WAIT 200e-6             /* ... or once the oldest waited this */
 #define POLL_MIN 20e-6
 #define POLL_MAX 1e-3
@@ -92,7 +96,7 @@ static double now(void)
 /* ---- records ----------------------------------------------------------------- */
 
 typedef struct chunk_rec {
-    uint64_t id;
+    uint64_t id, order;
     uint32_t fn, zero;
     uint64_t result_size, arg_size;
 } chunk_rec;
@@ -104,8 +108,9 @@ typedef struct result_rec {
     uint64_t len;
 } result_rec;
 
-/* Appends a result record; on no memory, the record says so without its
- * bytes (the root then fails that task instead of losing it). */
+/* Appends a result record (the buffer has room for one without bytes:
+ * runner_collect sees to it); with no memory for the bytes, the record
+ * says so instead (the root fails that task rather than lose it). */
 static void put_result(buf *b, uint64_t id, int status, int detail, unsigned runs,
                        const void *bytes, size_t len)
 {
@@ -115,19 +120,20 @@ static void put_result(buf *b, uint64_t id, int status, int detail, unsigned run
         r.len = 0;
         len = 0;
         if (buf_reserve(b, sizeof r) != 0)
-            return; /* cannot happen once the buffer has its first 4 KiB */
+            abort(); /* not even 48 bytes: nothing can go on */
     }
     buf_put(b, &r, sizeof r);
     buf_put(b, bytes, len);
     buf_pad(b);
 }
 
-/* ---- the runner: this rank's pool ---------------------------------------------- */
+/* ---- the runner: this rank's pool ------------------------------------------------ */
 
 typedef struct runner {
     pthread_mutex_t mu;
     pthread_cond_t more;      /* runner waits: tasks came, or no_more */
     pthread_cond_t events;    /* calling thread waits: results, or finished */
+    pthread_cond_t drained;   /* a worker waits: the batch was taken */
     crew__mpi_job *jobs, *free_jobs;
     crew__mpi_job **queue;    /* ring of jobs received, not started */
     size_t cap, head, n_queued;
@@ -137,21 +143,21 @@ typedef struct runner {
     double first_result_at;
     bool no_more, finished, caller_waiting;
     int run_rc;
+    int stop_on_error;
     crew *pool;
     const void *shared;
     const crew__mpi_hooks *hooks;
     pthread_t thread;
 } runner;
 
-static void finish_job(runner *r, crew__mpi_job *j, int status, int detail, unsigned runs,
+/* Under r->mu. */
+static void add_result(runner *r, uint64_t id, int status, int detail, unsigned runs,
                        const void *bytes, size_t len)
 {
-    pthread_mutex_lock(&r->mu);
     if (!r->n_results)
         r->first_result_at = now();
-    put_result(&r->results, j->id, status, detail, runs, bytes, len);
+    put_result(&r->results, id, status, detail, runs, bytes, len);
     r->n_results++;
-    pthread_mutex_unlock(&r->mu);
 }
 
 static void drop_job(runner *r, crew__mpi_job *j)
@@ -165,6 +171,14 @@ static void drop_job(runner *r, crew__mpi_job *j)
     j->next_free = r->free_jobs;
     r->free_jobs = j;
     pthread_mutex_unlock(&r->mu);
+}
+
+static void fail_job(runner *r, crew__mpi_job *j, int status)
+{
+    pthread_mutex_lock(&r->mu);
+    add_result(r, j->id, status, 0, 0, NULL, 0);
+    pthread_mutex_unlock(&r->mu);
+    drop_job(r, j);
 }
 
 static int local_next(void *ctx, crew_task **task)
@@ -185,8 +199,7 @@ static int local_next(void *ctx, crew_task **task)
                 *task = &j->task;
                 return 1;
             }
-            finish_job(r, j, st, 0, 0, NULL, 0);
-            drop_job(r, j);
+            fail_job(r, j, st);
             pthread_mutex_lock(&r->mu);
             r->running--;
             continue;
@@ -196,7 +209,8 @@ static int local_next(void *ctx, crew_task **task)
             return 0;
         }
         if (r->running) {
-            /* crew asks again after the next done */
+            /* crew asks again after the next done, or a few ms later
+             * (tasks may come from the network meanwhile) */
             pthread_mutex_unlock(&r->mu);
             return CREW_EAGAIN;
         }
@@ -212,7 +226,15 @@ static void local_done(void *ctx, crew_task *task)
     crew__mpi_job *j = (crew__mpi_job *)task;
     const void *bytes = NULL;
     size_t len = r->hooks->reply(r->hooks->ctx, j, &bytes);
-    finish_job(r, j, task->status, task->detail, task->runs, bytes, len);
+    pthread_mutex_lock(&r->mu);
+    /* A batch stays below BATCH_MAX plus one result, so that its size
+     * fits MPI's int count: wait for the calling thread to take it. */
+    while (r->n_results && r->results.len + len > BATCH_MAX) {
+        pthread_cond_signal(&r->events);
+        pthread_cond_wait(&r->drained, &r->mu);
+    }
+    add_result(r, j->id, task->status, task->detail, task->runs, bytes, len);
+    pthread_mutex_unlock(&r->mu);
     drop_job(r, j);
     pthread_mutex_lock(&r->mu);
     r->running--;
@@ -227,7 +249,10 @@ static void local_done(void *ctx, crew_task *task)
 static void *runner_main(void *arg)
 {
     runner *r = arg;
-    crew_feed feed = {.next = local_next, .done = local_done, .ctx = r};
+    /* With stop_on_error this rank stops at its own failure at once (the
+     * root's cancel follows for the others). */
+    crew_feed feed = {.next = local_next, .done = local_done, .ctx = r,
+                      .stop_on_error = r->stop_on_error};
     int rc = crew_run_feed(r->pool, r->shared, &feed);
     pthread_mutex_lock(&r->mu);
     r->finished = true;
@@ -237,14 +262,15 @@ static void *runner_main(void *arg)
     return NULL;
 }
 
-static int runner_start(runner *r, crew *pool, const void *shared, const crew__mpi_hooks *hooks,
-                        size_t cap)
+static int runner_init(runner *r, crew *pool, const void *shared, const crew__mpi_hooks *hooks,
+                       size_t cap, int stop_on_error)
 {
     memset(r, 0, sizeof *r);
     r->pool = pool;
     r->shared = shared;
     r->hooks = hooks;
     r->cap = cap;
+    r->stop_on_error = stop_on_error;
     r->jobs = calloc(cap, sizeof *r->jobs);
     r->queue = calloc(cap, sizeof *r->queue);
     if (!r->jobs || !r->queue || buf_reserve(&r->results, 4096) != 0) {
@@ -263,27 +289,34 @@ static int runner_start(runner *r, crew *pool, const void *shared, const crew__m
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->more, NULL);
     pthread_cond_init(&r->events, &ca);
+    pthread_cond_init(&r->drained, NULL);
     pthread_condattr_destroy(&ca);
+    return 0;
+}
+
+static void runner_start(runner *r)
+{
     if (pthread_create(&r->thread, NULL, runner_main, r) != 0) {
         /* Run nothing; every task given fails with CREW_EAGAIN. */
         r->finished = true;
         r->run_rc = CREW_EAGAIN;
         r->thread = pthread_self();
     }
-    return 0;
 }
 
-static void runner_stop(runner *r)
+/* started: runner_start was called. */
+static void runner_stop(runner *r, bool started)
 {
     pthread_mutex_lock(&r->mu);
     r->no_more = true;
     pthread_cond_signal(&r->more);
     pthread_mutex_unlock(&r->mu);
-    if (!pthread_equal(r->thread, pthread_self()))
+    if (started && !pthread_equal(r->thread, pthread_self()))
         pthread_join(r->thread, NULL);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->more);
     pthread_cond_destroy(&r->events);
+    pthread_cond_destroy(&r->drained);
     free(r->jobs);
     free(r->queue);
     free(r->results.p);
@@ -308,14 +341,13 @@ static void runner_take(runner *r, const char *p, size_t len)
             r->free_jobs = j->next_free;
         bool dead = r->finished;
         int rc = r->run_rc;
+        if (!j) /* cannot happen: the root gives no rank more than cap */
+            add_result(r, c.id, CREW_ENOMEM, 0, 0, NULL, 0);
         pthread_mutex_unlock(&r->mu);
-        if (!j) {
-            /* The root gives no rank more than its capacity. */
-            crew__mpi_job tmp = {.id = c.id};
-            finish_job(r, &tmp, CREW_ENOMEM, 0, 0, NULL, 0);
+        if (!j)
             continue;
-        }
         j->id = c.id;
+        j->order = c.order;
         j->fn = c.fn;
         j->result_size = c.result_size;
         j->arg_size = c.arg_size;
@@ -323,8 +355,7 @@ static void runner_take(runner *r, const char *p, size_t len)
         j->user = NULL;
         j->arg = malloc(c.arg_size ? c.arg_size : 1);
         if (!j->arg || dead) {
-            finish_job(r, j, dead ? (rc ? rc : CREW_ECANCELED) : CREW_ENOMEM, 0, 0, NULL, 0);
-            drop_job(r, j);
+            fail_job(r, j, dead ? (rc ? rc : CREW_ECANCELED) : CREW_ENOMEM);
             continue;
         }
         memcpy(j->arg, arg, c.arg_size);
@@ -336,53 +367,61 @@ static void runner_take(runner *r, const char *p, size_t len)
     }
 }
 
-/* Tasks queued and not started: cancelled (a stop), or failed (the pool
- * is gone). */
-static void runner_drop_queued(runner *r, int status)
+/* Tasks queued and not started whose order is >= from: cancelled (a
+ * stop), or failed with `status` (the pool is gone).  The queue is in
+ * order, so they are its tail. */
+static void runner_drop_queued(runner *r, uint64_t from, int status)
 {
     pthread_mutex_lock(&r->mu);
     while (r->n_queued) {
-        crew__mpi_job *j = r->queue[r->head];
-        r->head = (r->head + 1) % r->cap;
+        size_t last = (r->head + r->n_queued - 1) % r->cap;
+        crew__mpi_job *j = r->queue[last];
+        if (j->order < from)
+            break;
         r->n_queued--;
+        add_result(r, j->id, status, 0, 0, NULL, 0);
         pthread_mutex_unlock(&r->mu);
-        finish_job(r, j, status, 0, 0, NULL, 0);
         drop_job(r, j);
         pthread_mutex_lock(&r->mu);
     }
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Take the batch of results if it should go now (or `force`): 1 and *out
- * holds it (the runner gets `spare` to fill next). */
+/* Take the batch of results if it should go now (or `force`): true and
+ * *out holds it.  The runner gets a new buffer, so it always has room for
+ * a record without bytes. */
 static bool runner_collect(runner *r, buf *out, bool force)
 {
-    bool take = false;
     pthread_mutex_lock(&r->mu);
-    if (r->n_results &&
-        (force || r->results.len >= BATCH_BYTES || now() - r->first_result_at >= BATCH_WAIT ||
-         (!r->running && !r->n_queued))) {
-        buf t = r->results;
-        r->results = *out;
-        r->results.len = 0;
-        *out = t;
-        r->n_results = 0;
-        take = true;
-    }
+    bool due = r->n_results &&
+               (force || r->results.len >= BATCH_BYTES || now() - r->first_result_at >= BATCH_WAIT ||
+                (!r->running && !r->n_queued));
     /* A runner that ended early (its pool is lost) fails what it holds. */
     bool dead = r->finished && r->n_queued;
     int rc = r->run_rc;
     pthread_mutex_unlock(&r->mu);
     if (dead)
-        runner_drop_queued(r, rc ? rc : CREW_ECANCELED);
-    return take;
+        runner_drop_queued(r, 0, rc ? rc : CREW_ECANCELED);
+    if (!due)
+        return false;
+    buf fresh = {0};
+    if (buf_reserve(&fresh, 64 << 10) != 0)
+        return false; /* try again at the next poll */
+    pthread_mutex_lock(&r->mu);
+    free(out->p);
+    *out = r->results;
+    r->results = fresh;
+    r->n_results = 0;
+    pthread_cond_broadcast(&r->drained);
+    pthread_mutex_unlock(&r->mu);
+    return true;
 }
 
 /* Sleep until the runner has something, or `wait` seconds passed. */
 static void runner_wait(runner *r, double wait)
 {
     pthread_mutex_lock(&r->mu);
-    if (r->n_results && !r->running && !r->n_queued) {
+    if (r->n_results && ((!r->running && !r->n_queued) || r->results.len >= BATCH_BYTES)) {
         pthread_mutex_unlock(&r->mu);
         return;
     }
@@ -412,7 +451,7 @@ static bool runner_idle(runner *r)
     return idle;
 }
 
-/* ---- sends in flight ------------------------------------------------------------ */
+/* ---- sends in flight --------------------------------------------------------------- */
 
 typedef struct sends {
     MPI_Request *req;
@@ -420,6 +459,8 @@ typedef struct sends {
     size_t n, cap;
 } sends;
 
+/* Send b's bytes without waiting; b's memory goes with them (b is left
+ * empty).  On failure (no memory) b is left as it was. */
 static int send_bytes(sends *s, MPI_Comm comm, int to, int tag, buf *b)
 {
     if (s->n == s->cap) {
@@ -436,50 +477,30 @@ static int send_bytes(sends *s, MPI_Comm comm, int to, int tag, buf *b)
     }
     s->bufs[s->n] = *b;
     *b = (buf){0};
-    if (MPI_Isend(s->bufs[s->n].p, (int)s->bufs[s->n].len, MPI_BYTE, to, tag, comm,
-                  &s->req[s->n]) != MPI_SUCCESS) {
-        free(s->bufs[s->n].p);
-        return CREW_EIO;
-    }
+    MPI_Isend(s->bufs[s->n].p, (int)s->bufs[s->n].len, MPI_BYTE, to, tag, comm, &s->req[s->n]);
     s->n++;
     return 0;
 }
 
-/* Free what has gone; true when nothing is in flight. */
-static bool sends_test(sends *s, bool wait_all)
+/* Free what has gone; wait_all: wait for all of it. */
+static void sends_test(sends *s, bool wait_all)
 {
-    if (!s->n)
-        return true;
-    if (wait_all) {
-        MPI_Waitall((int)s->n, s->req, MPI_STATUSES_IGNORE);
-    } else {
-        int flag = 0;
-        MPI_Testall((int)s->n, s->req, &flag, MPI_STATUSES_IGNORE);
-        if (!flag) {
-            /* keep it simple: test the oldest ones one by one */
-            size_t k = 0;
-            for (size_t i = 0; i < s->n; i++) {
-                int done = 0;
-                if (s->req[i] != MPI_REQUEST_NULL)
-                    MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
-                else
-                    done = 1;
-                if (done) {
-                    free(s->bufs[i].p);
-                } else {
-                    s->req[k] = s->req[i];
-                    s->bufs[k] = s->bufs[i];
-                    k++;
-                }
-            }
-            s->n = k;
-            return s->n == 0;
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        int done = 0;
+        if (wait_all)
+            MPI_Wait(&s->req[i], MPI_STATUS_IGNORE), done = 1;
+        else
+            MPI_Test(&s->req[i], &done, MPI_STATUS_IGNORE);
+        if (done) {
+            free(s->bufs[i].p);
+        } else {
+            s->req[k] = s->req[i];
+            s->bufs[k] = s->bufs[i];
+            k++;
         }
     }
-    for (size_t i = 0; i < s->n; i++)
-        free(s->bufs[i].p);
-    s->n = 0;
-    return true;
+    s->n = k;
 }
 
 static void sends_free(sends *s)
@@ -489,20 +510,21 @@ static void sends_free(sends *s)
     free(s->bufs);
 }
 
-/* Receive the message MPI_Iprobe found into b. */
+/* Receive the message MPI_Iprobe found into b; CREW_ENOMEM leaves it on
+ * the wire, to be tried again at the next poll. */
 static int recv_probed(MPI_Comm comm, MPI_Status *st, buf *b)
 {
     int count = 0;
     MPI_Get_count(st, MPI_BYTE, &count);
     b->len = 0;
     if (count < 0 || buf_reserve(b, (size_t)count + 1) != 0)
-        return CREW_ENOMEM; /* left on the wire: tried again at the next poll */
+        return CREW_ENOMEM;
     MPI_Recv(b->p, count, MPI_BYTE, st->MPI_SOURCE, st->MPI_TAG, comm, MPI_STATUS_IGNORE);
     b->len = (size_t)count;
     return 0;
 }
 
-/* ---- a rank that is not the root --------------------------------------------- */
+/* ---- a rank that is not the root ----------------------------------------------- */
 
 static int serve(MPI_Comm comm, int root, runner *r)
 {
@@ -523,27 +545,29 @@ static int serve(MPI_Comm comm, int root, runner *r)
             if (st.MPI_TAG == CREW__TAG_CHUNK) {
                 runner_take(r, in.p, in.len);
             } else if (st.MPI_TAG == CREW__TAG_CANCEL) {
-                runner_drop_queued(r, CREW_ECANCELED);
+                uint64_t from = 0;
+                if (in.len >= sizeof from)
+                    memcpy(&from, in.p, sizeof from);
+                runner_drop_queued(r, from, CREW_ECANCELED);
             } else if (st.MPI_TAG == CREW__TAG_STOP) {
                 int32_t v = 0;
                 if (in.len >= sizeof v)
                     memcpy(&v, in.p, sizeof v);
                 rc = v;
                 stopped = true;
-                runner_drop_queued(r, CREW_ECANCELED); /* none: the root waited for all */
                 pthread_mutex_lock(&r->mu);
                 r->no_more = true;
                 pthread_cond_signal(&r->more);
                 pthread_mutex_unlock(&r->mu);
             }
         }
-        if (runner_collect(r, &batch, stopped)) {
-            progress = true;
-            if (send_bytes(&out, comm, root, CREW__TAG_RESULTS, &batch) != 0)
-                break;
+        /* A batch that could not be sent (no memory) is sent first. */
+        if (batch.len || runner_collect(r, &batch, stopped)) {
+            if (send_bytes(&out, comm, root, CREW__TAG_RESULTS, &batch) == 0)
+                progress = true;
         }
         sends_test(&out, false);
-        if (stopped && runner_idle(r))
+        if (stopped && !batch.len && runner_idle(r))
             break;
         if (progress) {
             poll = POLL_MIN;
@@ -558,21 +582,28 @@ static int serve(MPI_Comm comm, int root, runner *r)
     return rc;
 }
 
-/* ---- the root ------------------------------------------------------------------- */
+/* ---- the root --------------------------------------------------------------------- */
+
+typedef struct inflight_task {
+    crew_mpi_task *t;
+    uint64_t order;
+} inflight_task;
 
 typedef struct root_state {
     MPI_Comm comm;
     int me, size;
     const crew__mpi_source *src;
     size_t n_fns, chunk_max;
-    uint32_t *workers;       /* per rank */
+    uint32_t *workers;       /* per rank; 0 once its pool is lost */
     uint64_t *inflight;      /* per rank */
+    uint64_t *last_chunk;    /* per rank */
     uint64_t total_inflight, given;
-    crew_mpi_task **by_id;   /* id -> task */
+    inflight_task *by_id;    /* id -> task */
     uint64_t *free_ids;
     size_t n_free_ids, n_ids;
     uint64_t workers_all;
-    bool exhausted, stopping, any_failed;
+    uint64_t cancel_from;    /* tasks from this order on are cancelled */
+    bool exhausted, stopping, any_failed, lost;
     int err;
     runner *r;
     sends out;
@@ -591,17 +622,24 @@ static void deliver(root_state *s, crew_mpi_task *t, int status, int detail, uns
     s->src->done(s->src->ctx, t, bytes, len);
 }
 
-static void stop_all(root_state *s)
+/* Give out no more, and cancel every task not started from order `from`
+ * on, on every rank. */
+static void stop_from(root_state *s, uint64_t from)
 {
-    if (s->stopping)
-        return;
     s->stopping = true;
+    if (from >= s->cancel_from)
+        return;
+    s->cancel_from = from;
     for (int k = 0; k < s->size; k++) {
         if (k == s->me) {
-            runner_drop_queued(s->r, CREW_ECANCELED);
+            runner_drop_queued(s->r, from, CREW_ECANCELED);
         } else {
-            buf empty = {0};
-            send_bytes(&s->out, s->comm, k, CREW__TAG_CANCEL, &empty);
+            buf b = {0};
+            if (buf_reserve(&b, sizeof from) == 0) {
+                buf_put(&b, &from, sizeof from);
+                if (send_bytes(&s->out, s->comm, k, CREW__TAG_CANCEL, &b) != 0)
+                    free(b.p); /* no memory: those tasks just run */
+            }
         }
     }
 }
@@ -613,17 +651,23 @@ static void take_results(root_state *s, int rank, const char *p, size_t len)
         result_rec rr;
         memcpy(&rr, p + at, sizeof rr);
         at += sizeof rr;
-        if (rr.len > len - at || rr.id >= s->n_ids || !s->by_id[rr.id])
+        if (rr.len > len - at || rr.id >= s->n_ids || !s->by_id[rr.id].t)
             break; /* cannot happen: we wrote it */
-        crew_mpi_task *t = s->by_id[rr.id];
-        s->by_id[rr.id] = NULL;
+        inflight_task it = s->by_id[rr.id];
+        s->by_id[rr.id].t = NULL;
         s->free_ids[s->n_free_ids++] = rr.id;
         s->inflight[rank]--;
         s->total_inflight--;
-        deliver(s, t, rr.status, rr.detail, rr.runs, rank, p + at, rr.len);
+        if (rr.status == CREW_ELOST && s->workers[rank]) {
+            /* That rank's pool is gone: it gets no more tasks. */
+            s->workers[rank] = 0;
+            s->lost = true;
+        }
+        bool ran = !(rr.status == CREW_ECANCELED && rr.runs == 0);
+        deliver(s, it.t, rr.status, rr.detail, rr.runs, ran ? rank : -1, p + at, rr.len);
         at += padded(rr.len);
         if (rr.status != 0 && s->src->stop_on_error)
-            stop_all(s);
+            stop_from(s, it.order + 1);
     }
 }
 
@@ -635,8 +679,8 @@ static void fail_chunk(root_state *s, int k)
         chunk_rec c;
         memcpy(&c, s->chunk.p + at, sizeof c);
         at += sizeof c + padded(c.arg_size);
-        crew_mpi_task *t = s->by_id[c.id];
-        s->by_id[c.id] = NULL;
+        crew_mpi_task *t = s->by_id[c.id].t;
+        s->by_id[c.id].t = NULL;
         s->free_ids[s->n_free_ids++] = c.id;
         s->inflight[k]--;
         s->total_inflight--;
@@ -645,8 +689,23 @@ static void fail_chunk(root_state *s, int k)
     s->chunk.len = 0;
 }
 
+/* A rank holds at most this many tasks (two chunks and twice its workers). */
+static size_t rank_cap(size_t chunk_max, uint32_t workers)
+{
+    return 2 * chunk_max + 2 * (size_t)workers;
+}
+
+/* Whether rank k should get a chunk now: it is down to its last chunk
+ * (so the next one arrives before it runs dry), and alive. */
+static bool hungry(root_state *s, int k)
+{
+    uint64_t w = s->workers[k];
+    uint64_t low = s->last_chunk[k] > 2 * w ? s->last_chunk[k] : 2 * w;
+    return w && s->inflight[k] < low;
+}
+
 /* How many tasks rank k gets now: about remaining / (2 x all workers) per
- * worker of k while the total is known, a few per worker when not. */
+ * worker of k while the total is known, 16 per worker when not. */
 static size_t chunk_size(root_state *s, int k)
 {
     uint64_t w = s->workers[k];
@@ -657,11 +716,11 @@ static size_t chunk_size(root_state *s, int k)
     } else {
         want = 16 * w;
     }
-    uint64_t room = s->chunk_max + 2 * w - s->inflight[k];
-    if (want > room)
-        want = room;
     if (want > s->chunk_max)
         want = s->chunk_max;
+    uint64_t room = rank_cap(s->chunk_max, s->workers[k]) - s->inflight[k];
+    if (want > room)
+        want = room;
     return want ? (size_t)want : 1;
 }
 
@@ -680,38 +739,33 @@ static bool hand_out(root_state *s, int k)
         if (rc == CREW_EAGAIN) {
             if (!s->total_inflight && !n) {
                 s->err = CREW_EINVAL; /* nothing will ever come back */
-                stop_all(s);
+                stop_from(s, 0);
             }
             break;
         }
         if (rc != 1 || !t) {
             s->err = rc < 0 ? rc : CREW_EINVAL;
-            stop_all(s);
+            stop_from(s, 0);
             break;
         }
-        s->given++;
-        if (t->fn >= s->n_fns || (t->arg_size && !t->arg)) {
-            deliver(s, t, CREW_EINVAL, 0, 0, -1, NULL, 0);
+        uint64_t order = s->given++;
+        int bad = t->fn >= s->n_fns || (t->arg_size && !t->arg) ? CREW_EINVAL
+                  : t->arg_size > CREW__MPI_MAX_BYTES || t->result_size > CREW__MPI_MAX_BYTES
+                      ? CREW_E2BIG
+                  : buf_reserve(&s->chunk, sizeof(chunk_rec) + padded(t->arg_size)) != 0
+                      ? CREW_ENOMEM
+                      : 0;
+        if (bad) {
+            deliver(s, t, bad, 0, 0, -1, NULL, 0);
             if (s->src->stop_on_error)
-                stop_all(s);
+                stop_from(s, order + 1);
             continue;
         }
-        if (t->arg_size > CREW__MPI_MAX_BYTES || t->result_size > CREW__MPI_MAX_BYTES) {
-            deliver(s, t, CREW_E2BIG, 0, 0, -1, NULL, 0);
-            if (s->src->stop_on_error)
-                stop_all(s);
-            continue;
-        }
-        chunk_rec c = {.fn = t->fn, .result_size = t->result_size, .arg_size = t->arg_size};
-        if (buf_reserve(&s->chunk, sizeof c + padded(t->arg_size)) != 0) {
-            deliver(s, t, CREW_ENOMEM, 0, 0, -1, NULL, 0);
-            continue;
-        }
-        c.id = s->free_ids[--s->n_free_ids];
-        s->by_id[c.id] = t;
+        chunk_rec c = {.id = s->free_ids[--s->n_free_ids], .order = order, .fn = t->fn,
+                       .result_size = t->result_size, .arg_size = t->arg_size};
+        s->by_id[c.id] = (inflight_task){t, order};
         buf_put(&s->chunk, &c, sizeof c);
-        if (t->arg_size)
-            buf_put(&s->chunk, t->arg, t->arg_size);
+        buf_put(&s->chunk, t->arg, t->arg_size);
         buf_pad(&s->chunk);
         s->inflight[k]++;
         s->total_inflight++;
@@ -719,11 +773,11 @@ static bool hand_out(root_state *s, int k)
     }
     if (!n)
         return false;
-    if (k == s->me) {
+    s->last_chunk[k] = n;
+    if (k == s->me)
         runner_take(s->r, s->chunk.p, s->chunk.len);
-    } else if (send_bytes(&s->out, s->comm, k, CREW__TAG_CHUNK, &s->chunk) != 0) {
+    else if (send_bytes(&s->out, s->comm, k, CREW__TAG_CHUNK, &s->chunk) != 0)
         fail_chunk(s, k);
-    }
     return true;
 }
 
@@ -742,17 +796,25 @@ static int lead(root_state *s)
             progress = true;
             take_results(s, st.MPI_SOURCE, s->in.p, s->in.len);
         }
-        if (runner_collect(s->r, &s->batch, true)) {
+        /* The root's own results are batched too: taking each at once
+         * would wake this thread once per task. */
+        if (runner_collect(s->r, &s->batch, false)) {
             progress = true;
             take_results(s, s->me, s->batch.p, s->batch.len);
         }
         /* Every rank that runs low gets a chunk, in turn. */
+        bool alive = false;
         for (int i = 0; i < s->size && !s->exhausted && !s->stopping; i++) {
             int k = (next_rank + i) % s->size;
-            if (s->inflight[k] < 2 * (uint64_t)s->workers[k] && hand_out(s, k))
+            alive |= s->workers[k] != 0;
+            if (hungry(s, k) && hand_out(s, k))
                 progress = true;
         }
         next_rank = (next_rank + 1) % s->size;
+        if (!alive && !s->exhausted && !s->stopping && !s->total_inflight) {
+            s->err = CREW_ELOST; /* no rank can run the rest */
+            stop_from(s, 0);
+        }
         if ((s->exhausted || s->stopping) && !s->total_inflight)
             break;
         sends_test(&s->out, false);
@@ -764,23 +826,19 @@ static int lead(root_state *s)
             poll = poll * 2 > POLL_MAX ? POLL_MAX : poll * 2;
         }
     }
-    int rc = s->err ? s->err : s->any_failed ? CREW_EFAILED : 0;
+    int rc = s->err         ? s->err
+             : s->lost      ? CREW_ELOST
+             : s->any_failed ? CREW_EFAILED
+                            : 0;
     int32_t v = rc;
-    for (int k = 0; k < s->size; k++) {
-        if (k == s->me)
-            continue;
-        buf b = {0};
-        if (buf_reserve(&b, sizeof v) == 0) {
-            buf_put(&b, &v, sizeof v);
-            send_bytes(&s->out, s->comm, k, CREW__TAG_STOP, &b);
-        }
-        free(b.p);
-    }
+    for (int k = 0; k < s->size; k++)
+        if (k != s->me) /* 4 bytes: sent at once, whatever the receiver does */
+            MPI_Send(&v, 1, MPI_INT32_T, k, CREW__TAG_STOP, s->comm);
     sends_free(&s->out);
     return rc;
 }
 
-/* ---- the run ----------------------------------------------------------------------- */
+/* ---- the run --------------------------------------------------------------------------- */
 
 static uint64_t names_hash(const char *const *names, size_t n)
 {
@@ -797,9 +855,10 @@ int crew__mpi_engine(MPI_Comm comm_in, int root, crew *pool, const void *shared,
                      const char *const *names, size_t n_fns, const crew__mpi_source *src,
                      const crew__mpi_hooks *hooks)
 {
-    int inited = 0, level = 0;
+    int inited = 0, finalized = 0, level = 0;
     MPI_Initialized(&inited);
-    if (!inited)
+    MPI_Finalized(&finalized);
+    if (!inited || finalized || comm_in == MPI_COMM_NULL)
         return CREW_EINVAL;
     MPI_Query_thread(&level);
     if (level < MPI_THREAD_FUNNELED)
@@ -813,58 +872,68 @@ int crew__mpi_engine(MPI_Comm comm_in, int root, crew *pool, const void *shared,
     if (MPI_Comm_dup(comm_in, &comm) != MPI_SUCCESS)
         return CREW_EIO;
 
-    /* Agree on the table and the chunk size before anything runs. */
+    /* Agree on the table, the chunk size and the stop rule before
+     * anything runs. */
     size_t chunk_max = hooks && hooks->chunk_max ? hooks->chunk_max : 1024;
+    uint64_t stop = me == root && src ? (uint64_t)(src->stop_on_error != 0) : 0;
     uint64_t mine[3] = {n_fns, names_hash(names, n_fns), chunk_max};
-    uint64_t roots[3] = {mine[0], mine[1], mine[2]};
-    MPI_Bcast(roots, 3, MPI_UINT64_T, root, comm);
+    uint64_t roots[4] = {mine[0], mine[1], mine[2], stop};
+    MPI_Bcast(roots, 4, MPI_UINT64_T, root, comm);
     int ok = pool && hooks && hooks->make && hooks->reply && (n_fns == 0 || names) &&
-             memcmp(mine, roots, sizeof mine) == 0 && (me != root || (src && src->next && src->done));
+             memcmp(mine, roots, sizeof mine) == 0 &&
+             (me != root || (src && src->next && src->done));
     uint32_t workers = pool ? crew_workers(pool) : 1;
     if (!workers)
         workers = 1;
+    size_t cap = rank_cap(chunk_max, workers);
     runner r;
-    int rc = 0;
-    if (ok && runner_start(&r, pool, shared, hooks, chunk_max + 2 * (size_t)workers) != 0) {
+    int rc = 0, have_runner = 0;
+    if (ok && (rc = hooks->prepare ? hooks->prepare(hooks->ctx, cap) : 0) != 0)
+        ok = 0;
+    if (ok && runner_init(&r, pool, shared, hooks, cap, (int)roots[3]) != 0) {
+        ok = 0;
+        rc = CREW_ENOMEM;
+    }
+    have_runner = ok;
+    uint32_t *counts = me == root ? calloc((size_t)size, sizeof *counts) : NULL;
+    if (me == root && !counts) {
         ok = 0;
         rc = CREW_ENOMEM;
     }
     int all_ok = 0, all_rc = 0;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
     MPI_Allreduce(&rc, &all_rc, 1, MPI_INT, MPI_MIN, comm);
-    uint32_t *counts = me == root ? calloc((size_t)size, sizeof *counts) : NULL;
-    int have_counts = me != root || counts != NULL, all_counts = 0;
-    MPI_Allreduce(&have_counts, &all_counts, 1, MPI_INT, MPI_MIN, comm);
-    if (!all_ok || !all_counts) {
-        if (ok)
-            runner_stop(&r);
+    if (!all_ok) {
+        if (have_runner)
+            runner_stop(&r, false);
         free(counts);
         MPI_Comm_free(&comm);
-        return all_rc ? all_rc : all_counts ? CREW_EINVAL : CREW_ENOMEM;
+        return all_rc ? all_rc : CREW_EINVAL;
     }
     MPI_Gather(&workers, 1, MPI_UINT32_T, counts, 1, MPI_UINT32_T, root, comm);
+    runner_start(&r);
 
     if (me != root) {
         rc = serve(comm, root, &r);
-        runner_stop(&r);
+        runner_stop(&r, true);
         MPI_Comm_free(&comm);
         return rc;
     }
 
     root_state s = {.comm = comm, .me = me, .size = size, .src = src, .n_fns = n_fns,
-                    .chunk_max = chunk_max, .workers = counts, .r = &r};
+                    .chunk_max = chunk_max, .workers = counts, .r = &r,
+                    .cancel_from = UINT64_MAX};
     size_t ids = 0;
     for (int k = 0; k < size; k++) {
-        if (!counts[k])
-            counts[k] = 1;
         s.workers_all += counts[k];
-        ids += chunk_max + 2 * (size_t)counts[k];
+        ids += rank_cap(chunk_max, counts[k]);
     }
     s.n_ids = ids;
     s.inflight = calloc((size_t)size, sizeof *s.inflight);
+    s.last_chunk = calloc((size_t)size, sizeof *s.last_chunk);
     s.by_id = calloc(ids, sizeof *s.by_id);
     s.free_ids = malloc(ids * sizeof *s.free_ids);
-    if (!s.inflight || !s.by_id || !s.free_ids) {
+    if (!s.inflight || !s.last_chunk || !s.by_id || !s.free_ids) {
         s.err = CREW_ENOMEM;
         s.exhausted = true;
     } else {
@@ -872,8 +941,9 @@ int crew__mpi_engine(MPI_Comm comm_in, int root, crew *pool, const void *shared,
             s.free_ids[s.n_free_ids++] = ids - 1 - i;
     }
     rc = lead(&s);
-    runner_stop(&r);
+    runner_stop(&r, true);
     free(s.inflight);
+    free(s.last_chunk);
     free(s.by_id);
     free(s.free_ids);
     free(s.in.p);

@@ -22,6 +22,7 @@
 typedef struct crew__mpi_job {
     crew_task task;
     uint64_t id;          /* the root's name for it */
+    uint64_t order;       /* its place in the root's sequence of tasks */
     uint32_t fn;
     size_t result_size;
     void *arg;            /* a copy of the argument, the engine's */
@@ -41,10 +42,14 @@ typedef struct crew__mpi_hooks {
     size_t (*reply)(void *ctx, crew__mpi_job *job, const void **bytes);
     /* The job is sent (or dropped): free what make took. */
     void (*release)(void *ctx, crew__mpi_job *job);
+    /* Optional: called once on every rank before anything runs, with the
+     * most tasks this rank will hold at once (two chunks and twice its
+     * workers), so make can size its slots.  0, or an error that every
+     * rank then returns. */
+    int (*prepare)(void *ctx, size_t capacity);
     void *ctx;
-    /* Per rank: the most tasks it holds at once is this plus twice its
-     * workers (make can size its slots by it).  Every rank passes the
-     * same; 0 means 1024. */
+    /* The most tasks one chunk holds: every rank passes the same; 0 means
+     * 1024. */
     size_t chunk_max;
 } crew__mpi_hooks;
 

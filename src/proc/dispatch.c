@@ -26,6 +26,7 @@
 #include "proc/proc_internal.h"
 
 #define WAIT_NS 10000000u         /* the caller's longest sleep */
+#define AGAIN_WAIT_NS 2000000u    /* ... after a feed's CREW_EAGAIN */
 #define PROGRESS_NS 100000000u    /* at most ten progress calls a second */
 #define ALIGN 16u
 
@@ -569,8 +570,12 @@ static int drive(crew *pool, call *c)
         progress(c, false);
         atomic_store_explicit(&h->caller_waiting, 1, memory_order_seq_cst);
         if (atomic_load_explicit(&h->done_word, memory_order_seq_cst) == seen)
-            crew__futex_wait_shared(&h->done_word, seen, WAIT_NS);
+            crew__futex_wait_shared(&h->done_word, seen,
+                                    c->feed_wait ? AGAIN_WAIT_NS : WAIT_NS);
         atomic_store_explicit(&h->caller_waiting, 0, memory_order_relaxed);
+        /* A feed that said CREW_EAGAIN is asked again after the next done
+         * or this wait: its tasks may come from elsewhere meanwhile. */
+        c->feed_wait = false;
         if (!supervisor_alive(p)) {
             give_up(c);
             rc = CREW_ELOST;

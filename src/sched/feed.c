@@ -14,8 +14,11 @@
  * back, if still there, when it leaves.
  */
 #include <pthread.h>
+#include <time.h>
 
 #include "internal.h"
+
+#define AGAIN_WAIT_NS 2000000L /* after CREW_EAGAIN, next is asked again within 2 ms */
 
 typedef struct feed_state {
     crew__job job;            /* pushed many times: holds no per-copy state */
@@ -94,7 +97,17 @@ static void participate(crew__worker *w, feed_state *st, bool entry)
                 end_feed(st, CREW_EINVAL);
                 break;
             }
-            pthread_cond_wait(&st->finished, &st->lock);
+            /* Ask again after the next done, or after AGAIN_WAIT: a feed
+             * whose tasks come from elsewhere (another thread, the
+             * network) may have one before any task here finishes. */
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += AGAIN_WAIT_NS;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&st->finished, &st->lock, &ts);
             continue;
         }
         if (rc != 1 || !t) {
@@ -154,7 +167,11 @@ int crew_run_feed(crew *pool, const void *shared, const crew_feed *feed)
         return crew__proc_run_feed(pool, shared, feed);
     feed_state st = {.job = {.run = feed_job, .name = "feed"}, .shared = shared, .feed = feed};
     pthread_mutex_init(&st.lock, NULL);
-    pthread_cond_init(&st.finished, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st.finished, &ca);
+    pthread_condattr_destroy(&ca);
     crew__pool_call(pool, feed_entry, &st);
     pthread_cond_destroy(&st.finished);
     pthread_mutex_destroy(&st.lock);
