@@ -716,22 +716,28 @@ static int agree(int rc)
     return R.mpi ? run_mpi->agree(rc) : rc;
 }
 
+/* The plugin: 0, or CLI_USAGE after saying why.  Under MPI a plugin that
+ * the root cannot load either is the root's to report (one message, not
+ * one per rank); a rank that alone cannot load it says so itself, naming
+ * its host (the plugin is missing on that node). */
+static int load_plugin(void)
+{
+    cli_quiet = R.rank != 0;
+    int rc = cli_plugin_load(&R.plugin, R.plugin_path) != 0 ? CLI_USAGE : 0;
+    cli_quiet = false;
+    if (!R.mpi || agree(R.rank == 0 ? rc : 0) != 0 || rc == 0)
+        return rc;
+    /* the root has it: this rank tells why it has not */
+    return cli_plugin_load(&R.plugin, R.plugin_path) != 0 ? CLI_USAGE : 0;
+}
+
 /* The plugin, the data, the tasks, the files: CLI_OK / an exit status to
  * stop with, or -1 to go on.  Under MPI every rank loads the plugin and
  * maps the data; only the root reads tasks and opens files. */
 static int start(void)
 {
     bool root = R.rank == 0;
-    /* A problem every rank has is told once, by the root; one only some
-     * ranks have, by each of them. */
-    cli_quiet = !root;
-    int rc = cli_plugin_load(&R.plugin, R.plugin_path) != 0 ? CLI_USAGE : 0;
-    cli_quiet = false;
-    int root_rc = agree(root ? rc : 0);
-    if (rc && !root && !root_rc) {
-        cli_plugin_unload(&R.plugin);
-        (void)cli_plugin_load(&R.plugin, R.plugin_path); /* again, to say why */
-    }
+    int rc = load_plugin();
     if ((rc = agree(rc)) != 0)
         return rc;
     wk.plugin = R.plugin.table;
@@ -744,7 +750,7 @@ static int start(void)
     if (R.each_name) {
         each_fn = cli_plugin_find(&R.plugin, R.each_name, strlen(R.each_name));
         rc = each_fn < 0 ? CLI_USAGE : 0;
-        root_rc = agree(root ? rc : 0);
+        int root_rc = agree(root ? rc : 0);
         if (rc && (root || !root_rc))
             cli_error("--each %s: the plugin has no such function "
                       "(crew run --list --plugin %s)", R.each_name, R.plugin_path);
@@ -804,6 +810,39 @@ static int start_root(long each_fn)
     return 0;
 }
 
+/* A new spool directory in tmp, named in R.spool_dir and locked: the lock's
+ * descriptor, or -1 with errno set.  Until it is locked, another run's
+ * remove_stale_spools may take the directory for a dead run's and remove
+ * it (the ranks of an MPI job start at once and share TMPDIR): so once the
+ * lock is held, the directory must still be the one at its name, or
+ * another is made. */
+static int make_spool(const char *tmp)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        snprintf(R.spool_dir, sizeof R.spool_dir, "%s/crew-run.%d.XXXXXX", tmp, (int)getpid());
+        if (!mkdtemp(R.spool_dir))
+            return -1;
+        int lock = open(R.spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (lock < 0 && errno != ENOENT)
+            return -1;
+        if (lock < 0)
+            continue; /* removed already */
+        if (flock(lock, LOCK_EX) != 0) {
+            int err = errno;
+            close(lock);
+            errno = err;
+            return -1;
+        }
+        struct stat held, named;
+        if (fstat(lock, &held) == 0 && stat(R.spool_dir, &named) == 0 &&
+            held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+            return lock;
+        close(lock); /* removed while unlocked */
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
 /* The spool directory (process pools) and the result slots: -1 to go on,
  * or an exit status. */
 static int start_outbox(void)
@@ -813,14 +852,9 @@ static int start_outbox(void)
         const char *tmp = getenv("TMPDIR");
         tmp = tmp && *tmp ? tmp : "/tmp";
         remove_stale_spools(tmp);
-        snprintf(R.spool_dir, sizeof R.spool_dir, "%s/crew-run.%d.XXXXXX", tmp, (int)getpid());
-        int lock = -1;
-        if (!mkdtemp(R.spool_dir) ||
-            (lock = open(R.spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-            flock(lock, LOCK_EX) != 0) {
+        int lock = make_spool(tmp);
+        if (lock < 0) {
             cli_error("cannot make a spool directory %s: %s", R.spool_dir, strerror(errno));
-            if (lock >= 0)
-                close(lock);
             remove_spool();
             return agree(CLI_USAGE);
         }

@@ -114,6 +114,7 @@ def big_output(n):
 
 
 ETIMEDOUT = -errno.ETIMEDOUT
+EINVAL = -errno.EINVAL
 
 
 def model(fn, arg, data_path, processes):
@@ -136,6 +137,13 @@ def model(fn, arg, data_path, processes):
         return "timeout", ETIMEDOUT, None, b""
     if fn == b"big":
         return "ok", 0, None, big_output(c_leading_int(arg) or 0)
+    if fn == b"negative":
+        return "invalid", EINVAL, None, b"said " + arg + b"\n"
+    if fn == b"die_on_rank":
+        # outside MPI, or on a rank it spares: always the same record
+        if c_leading_int(arg) is None:
+            return "error", 1, None, b"die_on_rank: '" + arg + b"' is not a rank\n"
+        return "ok", 0, None, b"alive\n"
     if fn == b"datasum":
         data, _ = read_snapshot(data_path)
         return "ok", 0, None, b"%d %d\n" % (len(data), sum(data))

@@ -2,6 +2,7 @@
  * testplug.c -- a plugin for the crew run tests: functions that succeed,
  * fail, crash, hang, write a lot, or count their workers.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,35 @@ static int whoami(const crew_arena *data, const char *arg, crew_out *out)
     return crew_out_printf(out, "%d %d\n", (int)getpid(), state ? *state : -1);
 }
 
+/* "R [MARKER]": kills its own process with SIGKILL when it runs on rank R
+ * of an MPI job (Open MPI's OMPI_COMM_WORLD_RANK), so that a test can lose
+ * a rank part way through a run; with MARKER, only while that file does
+ * not exist, and it creates the file as it dies, so that the job resumed
+ * afterwards runs through.  Outside MPI (no such variable) it is harmless:
+ * every run writes the same "alive" record, so outputs compare byte for
+ * byte whichever way the task was run. */
+static int die_on_rank(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    const char *rank = getenv("OMPI_COMM_WORLD_RANK");
+    char marker[4096] = "";
+    int victim = -1;
+    if (sscanf(arg, "%d %4095s", &victim, marker) < 1)
+        return crew_out_error(out, "die_on_rank: '%s' is not a rank", arg);
+    if (rank && *rank && atoi(rank) == victim) {
+        if (!*marker) {
+            raise(SIGKILL);
+        } else {
+            int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            if (fd >= 0) {
+                close(fd);
+                raise(SIGKILL);
+            }
+        }
+    }
+    return crew_out_printf(out, "alive\n");
+}
+
 static double wall_now(void)
 {
     struct timespec ts;
@@ -178,6 +208,7 @@ static const crew_function functions[] = {
     {"whoami", whoami, "US: sleep, then print the process id and worker number"},
     {"stamp", stamp, "US: print the process id and the start time, after sleeping US"},
     {"negative", negative, "write 'said ARG', then return -5"},
+    {"die_on_rank", die_on_rank, "R [MARKER]: SIGKILL itself on MPI rank R (once: MARKER)"},
     {"shout", shout, "print the argument on stdout with printf, and write 'quiet ARG'"},
 };
 
