@@ -358,7 +358,8 @@ static void part_bytes(const mpi_opts *mo, const char *data)
 int main(int argc, char **argv)
 {
     static const char usage[] =
-        "  (-w is not used: the job sizes are fixed by the part; -r defaults to 3)\n"
+        "  (-w is not used: each part fixes its workers; -r defaults to 3; -m applies to e2e,\n"
+        "   the lib part always reports the best round)\n"
         "  -s MiB   each snapshot: the seed job's and the heavy tasks' (default 256; quick 16)\n"
         "  -n N     short tasks for crew run (default 10000; quick 500)\n"
         "  -k K     heavy tasks for crew run (default 64; quick 16)\n"
