@@ -1,12 +1,15 @@
 /*
  * seed_job.h -- the seed job's 64 statistics, written once for every
  * program that runs them (bench_seed: crew threads vs OpenMP, oneTBB and
- * serial; bench_proc: crew threads vs crew processes), so that each
- * comparison runs exactly the same code over exactly the same data and
- * arguments, and the results can be compared bit for bit.
+ * serial; bench_proc: crew threads vs crew processes; bench_mpi: crew_run
+ * vs crew_mpi_run), so that each comparison runs exactly the same code
+ * over exactly the same data and arguments, and the results can be
+ * compared bit for bit.
  *
  * Every function here is static and used by seed_task, fill_data or
- * make_args, which each including program calls.
+ * make_args, the three entry points; those are static inline, so that a
+ * program may call only some of them (bench_mpi writes the data, its MPI
+ * job runs the tasks).
  */
 #ifndef CREW_BENCH_SEED_JOB_H
 #define CREW_BENCH_SEED_JOB_H
@@ -272,7 +275,7 @@ static int st_entropy(const double *x, size_t n, double *v)
 }
 
 /* The one crew_task_fn every task uses: 0, or 1 for a bad range or no memory. */
-static int seed_task(const void *shared, const void *arg, void *result)
+static inline int seed_task(const void *shared, const void *arg, void *result)
 {
     const seed_data *d = shared;
     const stat_arg *a = arg;
@@ -313,7 +316,7 @@ static uint64_t rng_next(uint64_t *s)
 
 /* x[0, n): a slowly wandering series in [0, 1), autocorrelated, with noise.
  * The caller provides the memory, so that it can be an arena's. */
-static void fill_data(double *x, size_t n)
+static inline void fill_data(double *x, size_t n)
 {
     uint64_t s = 0x9e3779b97f4a7c15ull;
     double y = 0.5;
@@ -329,7 +332,7 @@ static void fill_data(double *x, size_t n)
  * array at pseudo-random offsets, then shuffled (fixed seed), so that
  * costly and cheap tasks come in no particular order.
  */
-static void make_args(stat_arg *args, size_t n, int quick)
+static inline void make_args(stat_arg *args, size_t n, int quick)
 {
     uint64_t s = 12345;
     for (int t = 0; t < NTASKS; t++) {
