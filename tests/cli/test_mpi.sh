@@ -236,8 +236,8 @@ check_killed() {
     # to go on.
     crew_lines "$T/$tag.err" >"$T/$tag.msg"
     echo "crew run: stopped by SIGTERM (mpirun ends every rank when one dies or it is" \
-        "interrupted): job log $T/$tag.log has every task finished; run again with --resume" \
-        "to finish the rest" >"$T/$tag.msgwant"
+        "interrupted): job log $T/$tag.log holds the tasks whose records were written; run" \
+        "again with --resume to finish the rest" >"$T/$tag.msgwant"
     same "$T/$tag.msg" "$T/$tag.msgwant" "$tag: the root's message"
     # Every log line whole, and the output ends where the log says.  (The
     # root's writer is idle by then: records wait in order for the dead
