@@ -19,6 +19,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader OMPI_MCA_rmaps_base_oversubscribe=1
 # ASan builds: memory Open MPI keeps until exit is not crew's leak.  The
 # suppressions name only Open MPI's libraries (lsan.supp says why, and why
-# the slow unwinder).  ThreadSanitizer needs none: Open MPI trips nothing.
+# the slow unwinder).
 export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$here/lsan.supp:fast_unwind_on_malloc=0"
+# TSan builds: one report inside Open MPI's shared-memory transport (its
+# own two locks, taken from one thread); tsan.supp says more.
+export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}suppressions=$here/tsan.supp"
 exec timeout 240 "$mpirun" --oversubscribe -np "$np" "$@"
