@@ -969,6 +969,13 @@ int cli_run(int argc, char **argv)
         return mpi_done(CLI_OK); /* --help */
     if (rc > 0)
         return mpi_done(rc);
+    /* mpirun binds each rank of a small job to one core by default: more
+     * workers than that would share it. */
+    unsigned cpus = crew_usable_cpus();
+    if (R.mpi && !R.list && R.jobs_now > cpus)
+        cli_error("note: this rank may use %u CPU%s but runs %u workers (give mpirun "
+                  "--bind-to none, or --map-by slot:PE=%u)", cpus, cpus == 1 ? "" : "s",
+                  R.jobs_now, R.jobs_now);
     rc = start();
     if (rc >= 0) {
         if (root)

@@ -42,7 +42,7 @@
 #define BATCH_MAX ((size_t)1 << 30)   /* a result that would pass this waits */
 #define BATCH_WAIT 200e-6             /* ... or once the oldest waited this */
 #define POLL_MIN 20e-6
-#define POLL_MAX 1e-3
+#define POLL_MAX 250e-6
 
 /* ---- byte buffers ---------------------------------------------------------- */
 

@@ -432,4 +432,13 @@ LD_LIBRARY_PATH="$(dirname "$CREW")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     "$T/bad.err" || fail "crew without crew-mpi: $(cat "$T/bad.err")"
 [ ! -s "$T/bad.out" ] || fail "crew without crew-mpi: output"
 
+# A rank bound to one core but given two workers says so (once per such
+# rank), and runs anyway.
+note "binding: -np 1 --bind-to core with -j 2"
+CREW_TEST_BIND=core expect_rc_err 0 "$T/bind.err" sh "$MPIRUN" 1 "$CREW" run --mpi -j 2 \
+    --plugin "$PLUG" --data "$DATA" --format raw -t 'echo bound' >"$T/bind.out"
+[ "$(cat "$T/bind.out")" = "[bound]" ] || fail "binding: output $(cat "$T/bind.out")"
+[ "$(grep -c '^crew run: note: this rank may use 1 CPU but runs 2 workers (give mpirun --bind-to none, or --map-by slot:PE=2)$' "$T/bind.err")" = 1 ] ||
+    fail "binding: the note: $(cat "$T/bind.err")"
+
 echo "PASS"

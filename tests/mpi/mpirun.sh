@@ -24,4 +24,7 @@ export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$here/lsan.supp
 # TSan builds: one report inside Open MPI's shared-memory transport (its
 # own two locks, taken from one thread); tsan.supp says more.
 export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}suppressions=$here/tsan.supp"
-exec timeout 240 "$mpirun" --oversubscribe -np "$np" "$@"
+# Ranks are not bound to cores (Open MPI binds a job of one or two ranks
+# one core each): the tests give ranks several workers.  CREW_TEST_BIND
+# sets another binding, for the test of what crew says about it.
+exec timeout 240 "$mpirun" --oversubscribe --bind-to "${CREW_TEST_BIND:-none}" -np "$np" "$@"
