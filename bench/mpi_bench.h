@@ -32,15 +32,16 @@ static inline const char *mpi_count_name(int k)
 
 /*
  * The wire format, read from engine.c: a CHUNK message is records {u64 id,
- * u32 fn, u32 0, u64 result_size, u64 arg_size} + the argument, padded to
- * 8 bytes; a RESULTS message records {u64 id, i32 status, i32 detail, u32
- * runs, u32 0, u64 len} + the result bytes, padded to 8.  A task run on
- * the root itself sends nothing.
+ * u64 order, u32 fn, u32 0, u64 result_size, u64 arg_size} + the argument,
+ * padded to 8 bytes; a RESULTS message records {u64 id, i32 status, i32
+ * detail, u32 runs, u32 0, u64 len} + the result bytes, padded to 8.  A
+ * task run on the root itself sends nothing.
  */
-#define WIRE_RECORD 32u
+#define WIRE_CHUNK_RECORD 40u
+#define WIRE_RESULT_RECORD 32u
 static inline uint64_t wire_pad8(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
-static inline uint64_t wire_chunk_bytes(uint64_t arg_size) { return WIRE_RECORD + wire_pad8(arg_size); }
-static inline uint64_t wire_result_bytes(uint64_t len) { return WIRE_RECORD + wire_pad8(len); }
+static inline uint64_t wire_chunk_bytes(uint64_t arg_size) { return WIRE_CHUNK_RECORD + wire_pad8(arg_size); }
+static inline uint64_t wire_result_bytes(uint64_t len) { return WIRE_RESULT_RECORD + wire_pad8(len); }
 
 /*
  * crew run --mpi (run_mpi.c): a task's argument is its task_arg {a

@@ -480,7 +480,7 @@ static void part_bytes(empty_ctx *c, size_t n_tasks)
         bench_fail("out of memory");
     out("# bytes: what crew_mpi_run sends per task run on another rank, counted in MPI_Isend "
         "(peers/mpi_count.so) on 2 ranks x 1 worker, %zu tasks a run, against the wire format "
-        "(a 32-byte record each way, arg and result padded to 8)\n", n);
+        "(a 40-byte record out, a 32-byte one back, arg and result padded to 8)\n", n);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         quiet_barrier();
         if (me >= 2)

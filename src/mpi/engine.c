@@ -13,7 +13,7 @@
  * spin, which costs a core on a machine with more ranks than cores): it
  * polls with MPI_Iprobe/MPI_Testsome, and between polls sleeps on a
  * condition variable that the runner signals when it has a full batch or
- * nothing left to run.  The sleep doubles from 20 us to 1 ms while
+ * nothing left to run.  The sleep doubles from 20 us to 250 us while
  * nothing happens, and results wait at most 200 us to be batched.
  *
  * Messages (native byte order: the ranks of one job share an ABI):
