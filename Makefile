@@ -6,6 +6,10 @@ PREFIX ?= /usr/local
 JOBS   ?= $(shell nproc)
 CMAKE  ?= cmake
 CTEST  ?= ctest --output-on-failure -j $(JOBS)
+# ON: the MPI part (libcrew_mpi, crew-mpi) must be built and tested, so a
+# missing Open MPI fails the build instead of skipping its tests (deps
+# installs it); AUTO: built when found; OFF: never.
+MPI    ?= ON
 
 .PHONY: all deps build test test-release test-asan test-tsan install-check fuzz demo bench install clean
 
@@ -16,7 +20,8 @@ deps:
 
 # Release build with gcc: what users install.
 build: deps
-	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc >/dev/null
+	$(CMAKE) -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc \
+	    -DCREW_MPI=$(MPI) >/dev/null
 	$(CMAKE) --build build -j $(JOBS)
 
 test-release: build
@@ -25,7 +30,7 @@ test-release: build
 # ASan + UBSan with clang (which also builds the fuzz targets and replays
 # their seed corpus as ordinary tests).
 test-asan: deps
-	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+	$(CMAKE) -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCREW_MPI=$(MPI) \
 	    -DCREW_SANITIZE=address -DCREW_BUILD_FUZZ=ON >/dev/null
 	$(CMAKE) --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -33,7 +38,7 @@ test-asan: deps
 
 # ThreadSanitizer with clang.
 test-tsan: deps
-	$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+	$(CMAKE) -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCREW_MPI=$(MPI) \
 	    -DCREW_SANITIZE=thread >/dev/null
 	$(CMAKE) --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(CTEST)
