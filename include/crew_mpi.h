@@ -57,7 +57,7 @@ typedef struct crew_mpi_task {
     int status;        /* out: 0, fn's positive error, or a negative CREW_E... */
     int detail;        /* out, process pools: as crew_task.detail */
     unsigned runs;     /* out, process pools: as crew_task.runs */
-    int rank;          /* out: the rank that ran it; -1 when none did */
+    int rank;          /* out: the rank that ran it; -1 when it never started */
 } crew_mpi_task;
 
 typedef struct crew_mpi_opts {
@@ -69,8 +69,9 @@ typedef struct crew_mpi_opts {
      * not started on any rank; every task before it still runs.  Tasks
      * already running finish, so a few after it may have run. */
     int stop_on_error;
-    /* The most tasks one chunk holds; 0: 1024.  Chunks are smaller than
-     * this while few tasks are left (see crew_mpi_run). */
+    /* The most tasks one chunk holds; 0: 1024; at most 65536 (more is
+     * taken as 65536: a rank sets aside room for two chunks).  Chunks are
+     * smaller than this while few tasks are left (see crew_mpi_run). */
     size_t chunk_max;
     /* The root calls on_done(ctx, i) once per task, on the calling
      * thread, as soon as its status and result are final (also for
@@ -102,10 +103,13 @@ typedef struct crew_mpi_opts {
  * root not a rank of comm, tables that differ between ranks, MPI not
  * initialised: nothing is run); CREW_ENOMEM; CREW_ENOTSUP (MPI was
  * initialised below MPI_THREAD_FUNNELED); CREW_ELOST when a rank's
- * process pool was lost: its tasks fail with CREW_ELOST, it gets no more,
- * and the other ranks run the rest (when none is left, the rest are
- * cancelled); a process pool's CREW_EBUSY as crew_run.
- * A task that was cancelled reports rank -1, as one never given out.
+ * process pool was lost (or the error of a rank's pool that could not run
+ * at all, such as CREW_EINVAL for a process pool opened before the arena
+ * passed as `shared`): that rank gets no more tasks, the tasks it had not
+ * started go to the other ranks, the ones it was running fail with
+ * CREW_ELOST; when no rank is left, the rest fail as they did there.
+ * A task that never started (cancelled, never given out, failed before
+ * running) reports rank -1.
  * Ownership: tasks, arguments and results stay the caller's; results are
  * written before on_done.  Thread-safe: one call per communicator at a
  * time; not from inside a task.

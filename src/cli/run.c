@@ -1038,23 +1038,29 @@ int cli_run(int argc, char **argv)
     crew_close(R.pool);
     /* thread pools: the plugin's fini, once per worker thread that ran init */
     run_fini_threads();
-    if (rc == CREW_ELOST && !R.fatal) {
+    if (R.mpi) {
+        /* A rank whose worker processes are gone says so; its tasks not
+         * started went to the others, the running ones are "lost". */
+        if (R.pool_lost)
+            cli_error("this rank's worker processes are gone: the tasks it was running "
+                      "failed (lost), the other ranks ran the rest");
+        if (!root || R.fatal) {
+            /* the root speaks for the run (a bad task line: said already) */
+        } else if (rc == CREW_EINVAL) {
+            cli_error("the ranks do not agree on the plugin's functions: is %s the same "
+                      "plugin on every node?", R.plugin_path);
+            R.fatal = CLI_USAGE;
+        } else if (rc < 0 && rc != CREW_EFAILED && rc != CREW_ECANCELED && rc != CREW_ELOST) {
+            cli_error("the MPI run failed: %s", crew_strerror(rc));
+            R.fatal = CLI_USAGE;
+        }
+    } else if (rc == CREW_ELOST && !R.fatal) {
         cli_error("the worker processes are gone: %s", crew_strerror(rc));
-        R.fatal = CLI_USAGE;
-    } else if (R.mpi && rc == CREW_EINVAL && !R.fatal) {
-        /* (a bad task line sets R.fatal: this is the ranks' check) */
-        cli_error("the ranks do not agree on the plugin's functions: is %s the same "
-                  "plugin on every node?", R.plugin_path);
-        R.fatal = CLI_USAGE;
-    } else if (R.mpi && rc < 0 && rc != CREW_EFAILED && rc != CREW_ECANCELED && !R.fatal) {
-        cli_error("the MPI run failed: %s", crew_strerror(rc));
         R.fatal = CLI_USAGE;
     }
     remove_spool();
-    if (!root) {
-        int own = R.fatal;
-        return mpi_done(own);
-    }
+    if (!root)
+        return mpi_done(0); /* the root's status is the run's */
     int interrupted = atomic_load(&R.interrupts);
     /* Tasks a stop left out: the ones cancelled in a queue, and the ones
      * never read from the source (a thread pool reads no further). */

@@ -120,6 +120,7 @@ typedef struct run_state {
      * records, every rank runs tasks */
     bool mpi;
     int rank, ranks;
+    bool pool_lost;    /* this rank's worker processes were lost */
     char rank_trace[4200]; /* --trace for a rank other than the root */
 } run_state;
 extern run_state R;

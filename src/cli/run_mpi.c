@@ -242,6 +242,8 @@ static size_t m_reply(void *ctx, crew__mpi_job *job, const void **bytes)
     task_result *r = slot_at(i);
     task_arg *a = job->arg;
     run_settle_result(r, &job->task, a->seq);
+    if (job->task.status == CREW_ELOST)
+        R.pool_lost = true;
     double times[2] = {r->t0, r->t1};
     char *reply = NULL;
     if (r->len <= CREW__MPI_MAX_BYTES - sizeof times)

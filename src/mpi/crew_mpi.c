@@ -87,26 +87,35 @@ static int run(MPI_Comm comm, crew *pool, const void *shared, const crew_mpi_fn 
                size_t n_fns, lib_run *l, const crew__mpi_source *src, const crew_mpi_opts *opts)
 {
     const char **names = calloc(n_fns ? n_fns : 1, sizeof *names);
-    int rc = CREW_ENOMEM;
-    if (names && (fns || !n_fns)) {
+    crew__mpi_hooks hooks = {.make = lib_make, .reply = lib_reply, .release = lib_release,
+                             .ctx = l, .chunk_max = opts ? opts->chunk_max : 0};
+    if (names && fns)
         for (size_t i = 0; i < n_fns; i++)
             names[i] = fns[i].name;
-        crew__mpi_hooks hooks = {.make = lib_make, .reply = lib_reply, .release = lib_release,
-                                 .ctx = l, .chunk_max = opts ? opts->chunk_max : 0};
-        rc = crew__mpi_engine(comm, opts ? opts->root : 0, pool, shared, names, n_fns, src,
-                              &hooks);
-    } else if (names) {
-        /* Every rank must still take part to agree on the error. */
-        crew__mpi_hooks none = {0};
-        rc = crew__mpi_engine(comm, opts ? opts->root : 0, NULL, NULL, NULL, 0, NULL, &none);
-    }
+    /* Without a table (or the memory for its names) this rank still takes
+     * part, with no pool: every rank then returns CREW_EINVAL. */
+    bool usable = names && (fns || !n_fns);
+    int rc = crew__mpi_engine(comm, opts ? opts->root : 0, usable ? pool : NULL, shared,
+                              usable ? names : NULL, usable ? n_fns : 0, src, &hooks);
     free(names);
     return rc;
+}
+
+/* Whether comm can be used at all (MPI running, a communicator): the
+ * calls below need its rank before the engine checks anything. */
+static bool comm_usable(MPI_Comm comm)
+{
+    int inited = 0, finalized = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    return inited && !finalized && comm != MPI_COMM_NULL;
 }
 
 int crew_mpi_run(MPI_Comm comm, crew *pool, const void *shared, const crew_mpi_fn *fns,
                  size_t n_fns, crew_mpi_task *tasks, size_t n, const crew_mpi_opts *opts)
 {
+    if (!comm_usable(comm))
+        return CREW_EINVAL;
     int me = 0;
     MPI_Comm_rank(comm, &me);
     bool root = me == (opts ? opts->root : 0);
@@ -133,6 +142,8 @@ int crew_mpi_run(MPI_Comm comm, crew *pool, const void *shared, const crew_mpi_f
 int crew_mpi_run_feed(MPI_Comm comm, crew *pool, const void *shared, const crew_mpi_fn *fns,
                       size_t n_fns, const crew_mpi_feed *feed, const crew_mpi_opts *opts)
 {
+    if (!comm_usable(comm))
+        return CREW_EINVAL;
     int me = 0;
     MPI_Comm_rank(comm, &me);
     bool root = me == (opts ? opts->root : 0);

@@ -20,7 +20,7 @@
  *   CHUNK   root -> rank  records {u64 id, u64 order, u32 fn, u32 0,
  *                         u64 result_size, u64 arg_size, arg, padding to 8}
  *   RESULTS rank -> root  records {u64 id, i32 status, i32 detail,
- *                         u32 runs, u32 0, u64 len, bytes, padding to 8}
+ *                         u32 runs, u32 flags, u64 len, bytes, padding to 8}
  *   CANCEL  root -> rank  {u64 order}: drop the tasks not started whose
  *                         order (place in the root's sequence) is >= it
  *   STOP    root -> rank  {i32 rc}: no more tasks; the run's result
@@ -104,17 +104,23 @@ typedef struct chunk_rec {
 typedef struct result_rec {
     uint64_t id;
     int32_t status, detail;
-    uint32_t runs, zero;
+    uint32_t runs, flags;
     uint64_t len;
 } result_rec;
+
+enum {
+    RES_NOT_RUN = 1, /* the task never started on that rank */
+    RES_DOWN = 2,    /* that rank's pool is gone (or failed): it takes no more */
+};
 
 /* Appends a result record (the buffer has room for one without bytes:
  * runner_collect sees to it); with no memory for the bytes, the record
  * says so instead (the root fails that task rather than lose it). */
 static void put_result(buf *b, uint64_t id, int status, int detail, unsigned runs,
-                       const void *bytes, size_t len)
+                       unsigned flags, const void *bytes, size_t len)
 {
-    result_rec r = {.id = id, .status = status, .detail = detail, .runs = runs, .len = len};
+    result_rec r = {.id = id, .status = status, .detail = detail, .runs = runs,
+                    .flags = flags, .len = len};
     if (len > CREW__MPI_MAX_BYTES || buf_reserve(b, sizeof r + padded(len)) != 0) {
         r.status = len > CREW__MPI_MAX_BYTES ? CREW_E2BIG : CREW_ENOMEM;
         r.len = 0;
@@ -152,11 +158,11 @@ typedef struct runner {
 
 /* Under r->mu. */
 static void add_result(runner *r, uint64_t id, int status, int detail, unsigned runs,
-                       const void *bytes, size_t len)
+                       unsigned flags, const void *bytes, size_t len)
 {
     if (!r->n_results)
         r->first_result_at = now();
-    put_result(&r->results, id, status, detail, runs, bytes, len);
+    put_result(&r->results, id, status, detail, runs, flags, bytes, len);
     r->n_results++;
 }
 
@@ -173,10 +179,11 @@ static void drop_job(runner *r, crew__mpi_job *j)
     pthread_mutex_unlock(&r->mu);
 }
 
-static void fail_job(runner *r, crew__mpi_job *j, int status)
+/* A task that will not start here fails with status (flags: RES_...). */
+static void fail_job(runner *r, crew__mpi_job *j, int status, unsigned flags)
 {
     pthread_mutex_lock(&r->mu);
-    add_result(r, j->id, status, 0, 0, NULL, 0);
+    add_result(r, j->id, status, 0, 0, flags | RES_NOT_RUN, NULL, 0);
     pthread_mutex_unlock(&r->mu);
     drop_job(r, j);
 }
@@ -199,7 +206,7 @@ static int local_next(void *ctx, crew_task **task)
                 *task = &j->task;
                 return 1;
             }
-            fail_job(r, j, st);
+            fail_job(r, j, st, 0);
             pthread_mutex_lock(&r->mu);
             r->running--;
             continue;
@@ -233,7 +240,9 @@ static void local_done(void *ctx, crew_task *task)
         pthread_cond_signal(&r->events);
         pthread_cond_wait(&r->drained, &r->mu);
     }
-    add_result(r, j->id, task->status, task->detail, task->runs, bytes, len);
+    /* runs 0: never started (cancelled, or queued in a pool that was lost) */
+    unsigned flags = (task->runs == 0 ? RES_NOT_RUN : 0) | (task->status == CREW_ELOST ? RES_DOWN : 0);
+    add_result(r, j->id, task->status, task->detail, task->runs, flags, bytes, len);
     pthread_mutex_unlock(&r->mu);
     drop_job(r, j);
     pthread_mutex_lock(&r->mu);
@@ -342,7 +351,7 @@ static void runner_take(runner *r, const char *p, size_t len)
         bool dead = r->finished;
         int rc = r->run_rc;
         if (!j) /* cannot happen: the root gives no rank more than cap */
-            add_result(r, c.id, CREW_ENOMEM, 0, 0, NULL, 0);
+            add_result(r, c.id, CREW_ENOMEM, 0, 0, RES_NOT_RUN, NULL, 0);
         pthread_mutex_unlock(&r->mu);
         if (!j)
             continue;
@@ -355,7 +364,10 @@ static void runner_take(runner *r, const char *p, size_t len)
         j->user = NULL;
         j->arg = malloc(c.arg_size ? c.arg_size : 1);
         if (!j->arg || dead) {
-            fail_job(r, j, dead ? (rc ? rc : CREW_ECANCELED) : CREW_ENOMEM);
+            if (!j->arg)
+                fail_job(r, j, CREW_ENOMEM, 0);
+            else /* its pool ended: failed (lost), or stopped after a failure */
+                fail_job(r, j, rc ? rc : CREW_ECANCELED, rc ? RES_DOWN : 0);
             continue;
         }
         memcpy(j->arg, arg, c.arg_size);
@@ -368,23 +380,28 @@ static void runner_take(runner *r, const char *p, size_t len)
 }
 
 /* Tasks queued and not started whose order is >= from: cancelled (a
- * stop), or failed with `status` (the pool is gone).  The queue is in
- * order, so they are its tail. */
-static void runner_drop_queued(runner *r, uint64_t from, int status)
+ * stop), or failed with `status` and `flags` (the pool is gone). */
+static void runner_drop_queued(runner *r, uint64_t from, int status, unsigned flags)
 {
     pthread_mutex_lock(&r->mu);
-    while (r->n_queued) {
-        size_t last = (r->head + r->n_queued - 1) % r->cap;
-        crew__mpi_job *j = r->queue[last];
-        if (j->order < from)
-            break;
-        r->n_queued--;
-        add_result(r, j->id, status, 0, 0, NULL, 0);
-        pthread_mutex_unlock(&r->mu);
-        drop_job(r, j);
-        pthread_mutex_lock(&r->mu);
+    size_t kept = 0, n = r->n_queued;
+    crew__mpi_job *drop[64];
+    size_t n_drop = 0;
+    for (size_t i = 0; i < n; i++) {
+        crew__mpi_job *j = r->queue[(r->head + i) % r->cap];
+        if (j->order >= from && n_drop < sizeof drop / sizeof drop[0]) {
+            add_result(r, j->id, status, 0, 0, flags | RES_NOT_RUN, NULL, 0);
+            drop[n_drop++] = j;
+        } else {
+            r->queue[(r->head + kept++) % r->cap] = j;
+        }
     }
+    r->n_queued = kept;
     pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < n_drop; i++)
+        drop_job(r, drop[i]);
+    if (n_drop == sizeof drop / sizeof drop[0])
+        runner_drop_queued(r, from, status, flags); /* more than one batch */
 }
 
 /* Take the batch of results if it should go now (or `force`): true and
@@ -401,7 +418,7 @@ static bool runner_collect(runner *r, buf *out, bool force)
     int rc = r->run_rc;
     pthread_mutex_unlock(&r->mu);
     if (dead)
-        runner_drop_queued(r, 0, rc ? rc : CREW_ECANCELED);
+        runner_drop_queued(r, 0, rc ? rc : CREW_ECANCELED, rc ? RES_DOWN : 0);
     if (!due)
         return false;
     buf fresh = {0};
@@ -548,7 +565,7 @@ static int serve(MPI_Comm comm, int root, runner *r)
                 uint64_t from = 0;
                 if (in.len >= sizeof from)
                     memcpy(&from, in.p, sizeof from);
-                runner_drop_queued(r, from, CREW_ECANCELED);
+                runner_drop_queued(r, from, CREW_ECANCELED, 0);
             } else if (st.MPI_TAG == CREW__TAG_STOP) {
                 int32_t v = 0;
                 if (in.len >= sizeof v)
@@ -603,8 +620,10 @@ typedef struct root_state {
     size_t n_free_ids, n_ids;
     uint64_t workers_all;
     uint64_t cancel_from;    /* tasks from this order on are cancelled */
-    bool exhausted, stopping, any_failed, lost;
-    int err;
+    inflight_task *again;    /* tasks a lost rank never started: for the others */
+    size_t n_again, cap_again;
+    bool exhausted, stopping, any_failed;
+    int err, down_rc;        /* down_rc: the first failure of a rank's pool */
     runner *r;
     sends out;
     buf in, chunk, batch;
@@ -632,7 +651,7 @@ static void stop_from(root_state *s, uint64_t from)
     s->cancel_from = from;
     for (int k = 0; k < s->size; k++) {
         if (k == s->me) {
-            runner_drop_queued(s->r, from, CREW_ECANCELED);
+            runner_drop_queued(s->r, from, CREW_ECANCELED, 0);
         } else {
             buf b = {0};
             if (buf_reserve(&b, sizeof from) == 0) {
@@ -642,6 +661,21 @@ static void stop_from(root_state *s, uint64_t from)
             }
         }
     }
+}
+
+/* Keep a task for another rank; false when there is no memory. */
+static bool give_again(root_state *s, inflight_task it)
+{
+    if (s->n_again == s->cap_again) {
+        size_t cap = s->cap_again ? 2 * s->cap_again : 64;
+        inflight_task *a = realloc(s->again, cap * sizeof *a);
+        if (!a)
+            return false;
+        s->again = a;
+        s->cap_again = cap;
+    }
+    s->again[s->n_again++] = it;
+    return true;
 }
 
 static void take_results(root_state *s, int rank, const char *p, size_t len)
@@ -658,14 +692,21 @@ static void take_results(root_state *s, int rank, const char *p, size_t len)
         s->free_ids[s->n_free_ids++] = rr.id;
         s->inflight[rank]--;
         s->total_inflight--;
-        if (rr.status == CREW_ELOST && s->workers[rank]) {
-            /* That rank's pool is gone: it gets no more tasks. */
-            s->workers[rank] = 0;
-            s->lost = true;
-        }
-        bool ran = !(rr.status == CREW_ECANCELED && rr.runs == 0);
-        deliver(s, it.t, rr.status, rr.detail, rr.runs, ran ? rank : -1, p + at, rr.len);
+        const char *bytes = p + at;
         at += padded(rr.len);
+        if (rr.flags & RES_DOWN) {
+            /* That rank's pool is gone (or could not run): it gets no
+             * more, and what it never started goes to the others. */
+            if (s->workers[rank]) {
+                s->workers[rank] = 0;
+                if (!s->down_rc)
+                    s->down_rc = rr.status;
+            }
+            if ((rr.flags & RES_NOT_RUN) && it.order < s->cancel_from && give_again(s, it))
+                continue;
+        }
+        bool ran = !(rr.flags & RES_NOT_RUN);
+        deliver(s, it.t, rr.status, rr.detail, rr.runs, ran ? rank : -1, bytes, rr.len);
         if (rr.status != 0 && s->src->stop_on_error)
             stop_from(s, it.order + 1);
     }
@@ -724,12 +765,49 @@ static size_t chunk_size(root_state *s, int k)
     return want ? (size_t)want : 1;
 }
 
+/* Add task t to rank k's chunk: 1, or 0 when it failed at once (it was
+ * delivered). */
+static size_t put_task(root_state *s, int k, crew_mpi_task *t, uint64_t order)
+{
+    int bad = t->fn >= s->n_fns || (t->arg_size && !t->arg) ? CREW_EINVAL
+              : t->arg_size > CREW__MPI_MAX_BYTES || t->result_size > CREW__MPI_MAX_BYTES
+                  ? CREW_E2BIG
+              : buf_reserve(&s->chunk, sizeof(chunk_rec) + padded(t->arg_size)) != 0
+                  ? CREW_ENOMEM
+                  : 0;
+    if (bad) {
+        deliver(s, t, bad, 0, 0, -1, NULL, 0);
+        if (s->src->stop_on_error)
+            stop_from(s, order + 1);
+        return 0;
+    }
+    chunk_rec c = {.id = s->free_ids[--s->n_free_ids], .order = order, .fn = t->fn,
+                   .result_size = t->result_size, .arg_size = t->arg_size};
+    s->by_id[c.id] = (inflight_task){t, order};
+    buf_put(&s->chunk, &c, sizeof c);
+    buf_put(&s->chunk, t->arg, t->arg_size);
+    buf_pad(&s->chunk);
+    s->inflight[k]++;
+    s->total_inflight++;
+    return 1;
+}
+
 /* Fill rank k's next chunk from the source; false when nothing was given. */
 static bool hand_out(root_state *s, int k)
 {
     size_t want = chunk_size(s, k), n = 0;
     s->chunk.len = 0;
-    while (n < want && s->chunk.len < BATCH_BYTES && !s->exhausted && !s->stopping) {
+    while (n < want && s->chunk.len < BATCH_BYTES &&
+           (s->n_again || (!s->exhausted && !s->stopping))) {
+        if (s->n_again) {
+            inflight_task it = s->again[--s->n_again];
+            if (it.order >= s->cancel_from) {
+                deliver(s, it.t, CREW_ECANCELED, 0, 0, -1, NULL, 0);
+                continue;
+            }
+            n += put_task(s, k, it.t, it.order);
+            continue;
+        }
         crew_mpi_task *t = NULL;
         int rc = s->src->next(s->src->ctx, &t);
         if (rc == 0) {
@@ -748,28 +826,7 @@ static bool hand_out(root_state *s, int k)
             stop_from(s, 0);
             break;
         }
-        uint64_t order = s->given++;
-        int bad = t->fn >= s->n_fns || (t->arg_size && !t->arg) ? CREW_EINVAL
-                  : t->arg_size > CREW__MPI_MAX_BYTES || t->result_size > CREW__MPI_MAX_BYTES
-                      ? CREW_E2BIG
-                  : buf_reserve(&s->chunk, sizeof(chunk_rec) + padded(t->arg_size)) != 0
-                      ? CREW_ENOMEM
-                      : 0;
-        if (bad) {
-            deliver(s, t, bad, 0, 0, -1, NULL, 0);
-            if (s->src->stop_on_error)
-                stop_from(s, order + 1);
-            continue;
-        }
-        chunk_rec c = {.id = s->free_ids[--s->n_free_ids], .order = order, .fn = t->fn,
-                       .result_size = t->result_size, .arg_size = t->arg_size};
-        s->by_id[c.id] = (inflight_task){t, order};
-        buf_put(&s->chunk, &c, sizeof c);
-        buf_put(&s->chunk, t->arg, t->arg_size);
-        buf_pad(&s->chunk);
-        s->inflight[k]++;
-        s->total_inflight++;
-        n++;
+        n += put_task(s, k, t, s->given++);
     }
     if (!n)
         return false;
@@ -804,18 +861,24 @@ static int lead(root_state *s)
         }
         /* Every rank that runs low gets a chunk, in turn. */
         bool alive = false;
-        for (int i = 0; i < s->size && !s->exhausted && !s->stopping; i++) {
+        for (int i = 0; i < s->size; i++) {
             int k = (next_rank + i) % s->size;
             alive |= s->workers[k] != 0;
-            if (hungry(s, k) && hand_out(s, k))
+            if ((s->n_again || (!s->exhausted && !s->stopping)) && hungry(s, k) &&
+                hand_out(s, k))
                 progress = true;
         }
         next_rank = (next_rank + 1) % s->size;
-        if (!alive && !s->exhausted && !s->stopping && !s->total_inflight) {
-            s->err = CREW_ELOST; /* no rank can run the rest */
+        if (!alive && !s->total_inflight && (s->n_again || (!s->exhausted && !s->stopping))) {
+            /* No rank can run the rest: what a lost rank left fails as it
+             * did there, and nothing more is given out. */
+            while (s->n_again) {
+                inflight_task it = s->again[--s->n_again];
+                deliver(s, it.t, s->down_rc, 0, 0, -1, NULL, 0);
+            }
             stop_from(s, 0);
         }
-        if ((s->exhausted || s->stopping) && !s->total_inflight)
+        if ((s->exhausted || s->stopping) && !s->total_inflight && !s->n_again)
             break;
         sends_test(&s->out, false);
         if (progress) {
@@ -826,10 +889,10 @@ static int lead(root_state *s)
             poll = poll * 2 > POLL_MAX ? POLL_MAX : poll * 2;
         }
     }
-    int rc = s->err         ? s->err
-             : s->lost      ? CREW_ELOST
+    int rc = s->err          ? s->err
+             : s->down_rc    ? s->down_rc
              : s->any_failed ? CREW_EFAILED
-                            : 0;
+                             : 0;
     int32_t v = rc;
     for (int k = 0; k < s->size; k++)
         if (k != s->me) /* 4 bytes: sent at once, whatever the receiver does */
@@ -875,6 +938,8 @@ int crew__mpi_engine(MPI_Comm comm_in, int root, crew *pool, const void *shared,
     /* Agree on the table, the chunk size and the stop rule before
      * anything runs. */
     size_t chunk_max = hooks && hooks->chunk_max ? hooks->chunk_max : 1024;
+    if (chunk_max > CREW__MPI_CHUNK_MAX)
+        chunk_max = CREW__MPI_CHUNK_MAX; /* a rank's slots are sized by it */
     uint64_t stop = me == root && src ? (uint64_t)(src->stop_on_error != 0) : 0;
     uint64_t mine[3] = {n_fns, names_hash(names, n_fns), chunk_max};
     uint64_t roots[4] = {mine[0], mine[1], mine[2], stop};
@@ -946,6 +1011,7 @@ int crew__mpi_engine(MPI_Comm comm_in, int root, crew *pool, const void *shared,
     free(s.last_chunk);
     free(s.by_id);
     free(s.free_ids);
+    free(s.again);
     free(s.in.p);
     free(s.chunk.p);
     free(s.batch.p);

@@ -70,6 +70,9 @@ CREW_API int crew__mpi_engine(MPI_Comm comm, int root, crew *pool, const void *s
                               const char *const *names, size_t n_fns,
                               const crew__mpi_source *src, const crew__mpi_hooks *hooks);
 
+/* The largest chunk_max: a rank allocates slots for two chunks. */
+#define CREW__MPI_CHUNK_MAX ((size_t)1 << 16)
+
 /* The most bytes one task's argument or result may have on the wire. */
 #define CREW__MPI_MAX_BYTES ((size_t)1 << 30)
 

@@ -58,12 +58,24 @@ static int crash(const void *shared, const void *arg, void *result)
     return 0;
 }
 
+static int me, size;
+
+/* On a rank other than 0, kill this worker's supervisor: the rank's
+ * process pool is lost.  result: the argument, as picky. */
+static int kill_pool(const void *shared, const void *arg, void *result)
+{
+    (void)shared;
+    memcpy(result, arg, 8);
+    if (me != 0)
+        kill(getppid(), SIGKILL);
+    return 0;
+}
+
 static const crew_mpi_fn table[] = {
     {"square", square}, {"picky", picky}, {"sum_bytes", sum_bytes}, {"crash", crash},
+    {"kill_pool", kill_pool},
 };
 #define N_FNS (sizeof table / sizeof table[0])
-
-static int me, size;
 
 /* Every rank's verdict: the test fails on all ranks if it failed on one. */
 static void agree(int ok, const char *what)
@@ -200,11 +212,16 @@ static void test_stop(crew *pool)
     if (me == 0) {
         size_t cancelled = 0, fine = 0;
         ok &= tasks[100].status == 4;
+        /* every task before the failure ran; the cancelled ones never did */
+        for (size_t i = 0; i < 100; i++)
+            ok &= tasks[i].status == 0 && res[i] == 7;
         for (size_t i = 0; i < N; i++) {
-            if (tasks[i].status == CREW_ECANCELED)
+            if (tasks[i].status == CREW_ECANCELED) {
                 cancelled++;
-            else if (tasks[i].status == 0)
+                ok &= tasks[i].rank == -1;
+            } else if (tasks[i].status == 0) {
                 fine++;
+            }
         }
         ok &= cancelled + fine == N - 1;
         ok &= cancelled > N / 2; /* the stop came early */
@@ -269,6 +286,59 @@ static void test_feed(crew *pool)
         ok &= w.sum == want && w.in_flight == 0 && w.max_in_flight <= 8;
     }
     agree(ok, "feed");
+}
+
+/* Process pools: ranks other than 0 lose their pool (a task kills its
+ * supervisor).  The tasks they had not started go to the others: only the
+ * ones running at that moment fail (CREW_ELOST, at most 2 workers per
+ * lost rank), every other task is right, and the run says CREW_ELOST. */
+static void test_lost(void)
+{
+    crew *pool;
+    agree(crew_open(&pool, &(crew_config){.workers = 2, .isolation = CREW_PROCESSES}) == 0,
+          "crew_open (lost)");
+    enum { N = 1000 };
+    uint64_t *args = NULL, *res = NULL;
+    crew_mpi_task *tasks = NULL;
+    size_t n = 0;
+    if (me == 0) {
+        n = N;
+        args = malloc(N * sizeof *args);
+        res = calloc(N, sizeof *res);
+        tasks = calloc(N, sizeof *tasks);
+        for (size_t i = 0; i < N; i++) {
+            args[i] = 10 + i; /* picky fails none of these: (10 + i) % 7 == 3 is avoided below */
+            if (args[i] % 7 == 3)
+                args[i] = 1;
+            tasks[i] = (crew_mpi_task){.fn = i % 50 == 7 ? 4 : 1, .arg = &args[i], .arg_size = 8,
+                                       .result = &res[i], .result_size = 8};
+        }
+    }
+    int rc = crew_mpi_run(MPI_COMM_WORLD, pool, NULL, table, N_FNS, tasks, n, NULL);
+    int ok = rc == (size > 1 ? CREW_ELOST : 0);
+    if (me == 0) {
+        size_t lost = 0;
+        for (size_t i = 0; i < N; i++) {
+            if (tasks[i].status == CREW_ELOST) {
+                lost++;
+                ok &= tasks[i].rank > 0;
+            } else if (tasks[i].status != 0 || res[i] != args[i]) {
+                fprintf(stderr, "lost: task %zu status %d rank %d\n", i, tasks[i].status,
+                        tasks[i].rank);
+                ok = 0;
+            }
+        }
+        if (lost > 2 * (size_t)(size - 1)) {
+            fprintf(stderr, "lost: %zu tasks failed, at most %d were running\n", lost,
+                    2 * (size - 1));
+            ok = 0;
+        }
+    }
+    agree(ok, "lost pools");
+    crew_close(pool);
+    free(args);
+    free(res);
+    free(tasks);
 }
 
 /* Arguments of 1 byte to 300 KB: several chunks past the 1 MiB batch. */
@@ -369,6 +439,7 @@ int main(int argc, char **argv)
         test_bad(pool);
         crew_close(pool);
     }
+    test_lost();
     if (me == 0)
         printf("test_mpi_run: %d ranks: ok\n", size);
     MPI_Finalize();
