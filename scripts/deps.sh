@@ -6,9 +6,10 @@ set -eu
 # python3: the command-line tests compute expected results with it;
 # groff-base: the man page is checked to render without warnings.
 # openmpi-bin, libopenmpi-dev: the MPI part (libcrew_mpi, crew run --mpi)
-# and its tests, which run under mpirun.
+# and its tests, which run under mpirun; iproute2: ip(8), with which
+# tests/mpi/test_hosts.sh makes two hosts of network namespaces.
 want="cmake make gcc g++ clang libclang-rt-14-dev pkg-config libxxhash-dev python3 groff-base
-      openmpi-bin libopenmpi-dev"
+      openmpi-bin libopenmpi-dev iproute2"
 if [ "${1:-build}" = bench ]; then
     # parallel and python3: the peers bench_proc runs its process pools
     # against (GNU parallel; Debian's own python3, standard library only);

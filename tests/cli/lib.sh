@@ -1,7 +1,8 @@
 # lib.sh -- what the crew run tests share; sourced by tests/cli/test_*.sh,
 # which are run as `sh SCRIPT CREW TESTPLUG_SO BUILD_DIR MKSNAP`.
 #
-# Sets CREW, PLUG, BUILD, MKSNAP, HERE (this directory), T (a temporary
+# Sets CREW, PLUG, BUILD, MKSNAP, HERE (this directory: a script elsewhere
+# sets CLI_DIR to it before sourcing), T (a temporary
 # directory removed at exit, also TMPDIR so crew's spool files land there)
 # and CHECK (runcheck.py, the expected outputs worked out independently).
 
@@ -13,7 +14,7 @@ CREW=$1
 PLUG=$2
 BUILD=$3
 MKSNAP=$4
-HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=${CLI_DIR:-$(cd "$(dirname "$0")" && pwd)}
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
 T=$(mktemp -d "${TMPDIR:-/tmp}/crew-clitest.XXXXXX")
 TMPDIR=$T

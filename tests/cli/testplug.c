@@ -105,6 +105,18 @@ static int whoami(const crew_arena *data, const char *arg, crew_out *out)
     return crew_out_printf(out, "%d %d\n", (int)getpid(), state ? *state : -1);
 }
 
+/* The name of the machine that ran the task (gethostname): the tests of
+ * MPI runs over several hosts see which ones took part. */
+static int host(const crew_arena *data, const char *arg, crew_out *out)
+{
+    (void)data;
+    (void)arg;
+    char name[256] = "";
+    if (gethostname(name, sizeof name - 1) != 0)
+        return crew_out_error(out, "hostname: gethostname failed");
+    return crew_out_printf(out, "%s\n", name);
+}
+
 /* "R [MARKER]": kills its own process with SIGKILL when it runs on rank R
  * of an MPI job (Open MPI's OMPI_COMM_WORLD_RANK), so that a test can lose
  * a rank part way through a run; with MARKER, only while that file does
@@ -206,6 +218,7 @@ static const crew_function functions[] = {
     {"datasum", datasum, "size and byte sum of the whole snapshot"},
     {"scribble", scribble, "write into the read-only snapshot"},
     {"whoami", whoami, "US: sleep, then print the process id and worker number"},
+    {"hostname", host, "print the name of the machine that ran the task"},
     {"stamp", stamp, "US: print the process id and the start time, after sleeping US"},
     {"negative", negative, "write 'said ARG', then return -5"},
     {"die_on_rank", die_on_rank, "R [MARKER]: SIGKILL itself on MPI rank R (once: MARKER)"},

@@ -6,6 +6,8 @@
 # allowed, shared memory and self as the only transports (no warnings about
 # network interfaces the test does not use; stderr stays visible), and a
 # time limit, so that a rank stuck in a collective cannot hang ctest.
+# (test_hosts.sh, whose ranks are on two simulated hosts, adds TCP with
+# --mca on the command line, which outranks these variables.)
 set -eu
 np=$1
 shift
