@@ -114,8 +114,9 @@ typedef struct crew_mpi_opts {
  * written before on_done.  Thread-safe: one call per communicator at a
  * time; not from inside a task.
  */
-CREW_API int crew_mpi_run(MPI_Comm comm, crew *pool, const void *shared, const crew_mpi_fn *fns,
-                                   size_t n_fns, crew_mpi_task *tasks, size_t n, const crew_mpi_opts *opts);
+CREW_API int crew_mpi_run(MPI_Comm comm, crew *pool, const void *shared,
+                          const crew_mpi_fn *fns, size_t n_fns, crew_mpi_task *tasks, size_t n,
+                          const crew_mpi_opts *opts);
 
 /*
  * A feed for crew_mpi_run_feed: as crew_feed, for tasks that come one at a
@@ -142,8 +143,9 @@ typedef struct crew_mpi_feed {
  * Returns as crew_mpi_run, plus a negative value next returned, and
  * CREW_EINVAL for a feed that returns CREW_EAGAIN with nothing in flight.
  */
-CREW_API int crew_mpi_run_feed(MPI_Comm comm, crew *pool, const void *shared, const crew_mpi_fn *fns,
-                      size_t n_fns, const crew_mpi_feed *feed, const crew_mpi_opts *opts);
+CREW_API int crew_mpi_run_feed(MPI_Comm comm, crew *pool, const void *shared,
+                               const crew_mpi_fn *fns, size_t n_fns, const crew_mpi_feed *feed,
+                               const crew_mpi_opts *opts);
 
 /*
  * One copy of a snapshot per node.
@@ -180,7 +182,8 @@ CREW_API int crew_mpi_run_feed(MPI_Comm comm, crew *pool, const void *shared, co
  * calls); not from inside a task.
  */
 typedef struct crew_mpi_data crew_mpi_data;
-CREW_API int crew_mpi_data_open(MPI_Comm comm, const char *path, unsigned flags, crew_mpi_data **data);
+CREW_API int crew_mpi_data_open(MPI_Comm comm, const char *path, unsigned flags,
+                                crew_mpi_data **data);
 /* The arena to pass as `shared` (valid until crew_mpi_data_close; the
  * data's, not to be closed).  NULL for NULL. */
 CREW_API const crew_arena *crew_mpi_data_arena(const crew_mpi_data *data);

@@ -671,7 +671,8 @@ static void test_nested_retired(void)
 {
     nested_pool = open_pool(CREW_THREADS, 2);
     int ran[2] = {0, 0};
-    crew_task t[2] = {{.fn = nested_outer, .result = &ran[0]}, {.fn = nested_outer, .result = &ran[1]}};
+    crew_task t[2] = {{.fn = nested_outer, .result = &ran[0]},
+                      {.fn = nested_outer, .result = &ran[1]}};
     pthread_t th;
     ASSERT_EQ(pthread_create(&th, NULL, shrink_soon, NULL), 0);
     ASSERT_OK(crew_run(nested_pool, NULL, t, 2, NULL));

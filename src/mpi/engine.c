@@ -241,7 +241,8 @@ static void local_done(void *ctx, crew_task *task)
         pthread_cond_wait(&r->drained, &r->mu);
     }
     /* runs 0: never started (cancelled, or queued in a pool that was lost) */
-    unsigned flags = (task->runs == 0 ? RES_NOT_RUN : 0) | (task->status == CREW_ELOST ? RES_DOWN : 0);
+    unsigned flags = (task->runs == 0 ? RES_NOT_RUN : 0) |
+                     (task->status == CREW_ELOST ? RES_DOWN : 0);
     add_result(r, j->id, task->status, task->detail, task->runs, flags, bytes, len);
     pthread_mutex_unlock(&r->mu);
     drop_job(r, j);
@@ -410,9 +411,9 @@ static void runner_drop_queued(runner *r, uint64_t from, int status, unsigned fl
 static bool runner_collect(runner *r, buf *out, bool force)
 {
     pthread_mutex_lock(&r->mu);
-    bool due = r->n_results &&
-               (force || r->results.len >= BATCH_BYTES || now() - r->first_result_at >= BATCH_WAIT ||
-                (!r->running && !r->n_queued));
+    bool due = r->n_results && (force || r->results.len >= BATCH_BYTES ||
+                                now() - r->first_result_at >= BATCH_WAIT ||
+                                (!r->running && !r->n_queued));
     /* A runner that ended early (its pool is lost) fails what it holds. */
     bool dead = r->finished && r->n_queued;
     int rc = r->run_rc;
