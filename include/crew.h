@@ -286,9 +286,10 @@ typedef struct crew_task {
     const void *arg;   size_t arg_size;     /* sizes: used by process pools */
     void *result;      size_t result_size;  /* (section 4b); threads ignore them */
     int status;        /* out: 0, fn's positive error, or a negative CREW_E... */
-    /* out, process pools (0 for thread pools): */
-    int detail;        /* CREW_ECRASHED: the signal; CREW_EEXITED: the exit code */
-    unsigned runs;     /* times the task was started: 1 + retries used (0: never) */
+    /* out, process pools (0 for thread pools): CREW_ECRASHED: the signal;
+     * CREW_EEXITED: the exit code */
+    int detail;
+    unsigned runs;     /* out: times the task was started: 1 + retries used (0: never) */
     uintptr_t fault_addr;   /* CREW_EREADONLY: the address the task wrote to */
     uint64_t fault_offset;  /* ... and its offset inside the arena */
 } crew_task;

@@ -15,11 +15,11 @@
  * the same order; crew checks at the start that the names agree.
  *
  * Link with -lcrew_mpi -lcrew through your MPI's compiler wrapper (mpicc),
- * or with find_package(crew) and crew::crew_mpi in CMake.  MPI must be initialised with at
- * least MPI_THREAD_FUNNELED, and the calls below made from the thread that
- * initialised it (or any one thread at a time with MPI_THREAD_SERIALIZED):
- * crew makes its MPI calls only from the calling thread.  Built against
- * Open MPI; any MPI-3 library should do.
+ * or with find_package(crew) and crew::crew_mpi in CMake.  MPI must be
+ * initialised with at least MPI_THREAD_FUNNELED, and the calls below made
+ * from the thread that initialised it (or any one thread at a time with
+ * MPI_THREAD_SERIALIZED): crew makes its MPI calls only from the calling
+ * thread.  Built and tested with Open MPI; any MPI-3 library should do.
  *
  * Failures: a task's failure is its status, as with crew_run.  A rank that
  * dies ends the whole job on MPI libraries without fault tolerance (Open
@@ -56,7 +56,7 @@ typedef struct crew_mpi_task {
     void *result;      size_t result_size; /* result may be NULL when 0 */
     int status;        /* out: 0, fn's positive error, or a negative CREW_E... */
     int detail;        /* out, process pools: as crew_task.detail */
-    unsigned runs;     /* out, process pools: as crew_task.runs */
+    unsigned runs;     /* out: as crew_task.runs (0: it never started) */
     int rank;          /* out: the rank that ran it; -1 when it never started */
 } crew_mpi_task;
 
