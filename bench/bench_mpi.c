@@ -348,8 +348,9 @@ static void part_bytes(const mpi_opts *mo, const char *data)
            (double)remote / (double)c0[MPI_COUNT_CHUNK][0],
            (double)remote / (double)c1[MPI_COUNT_RESULTS][0], (unsigned long long)remote, n);
     printf("# bytes: a crew run --mpi task carries a %u-byte task_arg header and its argument "
-           "+ NUL one way, %u bytes of times and its output the other, each in a 32-byte "
-           "record padded to 8\n", WIRE_TASK_ARG, WIRE_REPLY);
+           "+ NUL one way in a %u-byte record, %u bytes of times and its output the other in a "
+           "%u-byte one, each padded to 8\n", WIRE_TASK_ARG, WIRE_CHUNK_RECORD, WIRE_REPLY,
+           WIRE_RESULT_RECORD);
     free(expect);
 }
 

@@ -538,15 +538,14 @@ static void part_bytes(empty_ctx *c, size_t n_tasks)
             bench_fail("bytes: no task ran on rank 1, nothing was measured");
         printf("bytes arg=%zu result=%zu chunk_max=%-4zu %6.1f + %6.1f = %6.1f bytes per task "
                "(counted = wire format)  %.2f tasks per CHUNK message, %.2f per RESULTS "
-               "message  (%llu of %zu tasks on rank 1; per run also %llu STOP message(s) of "
-               "%llu bytes)\n",
+               "message  (%llu of %zu tasks on rank 1; the 4-byte STOP ending a run goes by "
+               "MPI_Send, not counted)\n",
                shapes[s].arg, shapes[s].result, shapes[s].chunk_max ? shapes[s].chunk_max : 1024,
                (double)chunk / (double)remote, (double)res / (double)remote,
                (double)(chunk + res) / (double)remote,
                (double)remote / (double)d[0][MPI_COUNT_CHUNK][0],
                (double)remote / (double)d[1][MPI_COUNT_RESULTS][0], (unsigned long long)remote,
-               n, (unsigned long long)d[0][MPI_COUNT_STOP][0],
-               (unsigned long long)d[0][MPI_COUNT_STOP][1]);
+               n);
         fflush(stdout);
     }
     free(argbuf);
