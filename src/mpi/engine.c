@@ -737,12 +737,21 @@ static size_t rank_cap(size_t chunk_max, uint32_t workers)
     return 2 * chunk_max + 2 * (size_t)workers;
 }
 
-/* Whether rank k should get a chunk now: it is down to its last chunk
- * (so the next one arrives before it runs dry), and alive. */
+/* Whether rank k should get a chunk now.  While many tasks are left, as
+ * soon as it is down to its last chunk, so that the next arrives before it
+ * runs dry (two chunks in flight hide the round trip).  Near the end (the
+ * total known, fewer than 8 per worker left), only when it holds fewer
+ * than two tasks per worker: a second chunk queued there could be what
+ * another rank, idle by then, should have run. */
 static bool hungry(root_state *s, int k)
 {
     uint64_t w = s->workers[k];
-    uint64_t low = s->last_chunk[k] > 2 * w ? s->last_chunk[k] : 2 * w;
+    uint64_t low = 2 * w;
+    bool near_end = s->src->total && s->src->total - (s->given < s->src->total ? s->given
+                                                                               : s->src->total) <
+                                         8 * s->workers_all;
+    if (!near_end && s->last_chunk[k] > low)
+        low = s->last_chunk[k];
     return w && s->inflight[k] < low;
 }
 
