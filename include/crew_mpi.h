@@ -89,11 +89,13 @@ typedef struct crew_mpi_opts {
  * crew_mpi_data_open), and the same table.  Only the root's tasks and n
  * count; the other ranks pass NULL and 0.
  * Scheduling: a rank is given a chunk once it holds fewer tasks (queued
- * and running) than twice its workers or than its last chunk, so the
- * next chunk arrives before it runs dry.  A chunk holds about remaining /
- * (2 x all workers) tasks per worker of that rank, at most chunk_max and
- * about 1 MiB of arguments, at least 1 task: it starts large and ends
- * with single tasks.  Results travel back in batches of up to a MiB,
+ * and running) than twice its workers, so the next chunk arrives before
+ * it runs dry.  A chunk holds about remaining / (2 x all workers) tasks
+ * per worker of that rank, at most chunk_max and about 1 MiB of
+ * arguments, at least 1 task: it starts large and ends with single
+ * tasks.  (A feed with total 0, whose length is unknown, gets chunks of
+ * 16 tasks per worker, and a rank gets the next one as soon as it is
+ * down to its last.)  Results travel back in batches of up to a MiB,
  * held at most 200 us.
  * Returns, on every rank: 0 when every task returned 0; CREW_EFAILED when
  * some did not (each task's status tells why: CREW_EINVAL for a task
