@@ -937,6 +937,9 @@ static int mpi_done(int rc)
 
 int cli_run(int argc, char **argv)
 {
+    /* (before the signal mask below, which exec would pass on) */
+    if (wants_mpi(argc, argv) && !run_mpi)
+        return exec_crew_mpi(argv);
     pthread_mutex_init(&R.io_lock, NULL);
     R.flushed_at = cli_coarse_now();
     R.log.fd = -1;
@@ -954,8 +957,6 @@ int cli_run(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (wants_mpi(argc, argv)) {
-        if (!run_mpi)
-            return exec_crew_mpi(argv);
         int rc = run_mpi->init(&argc, &argv); /* sets R.mpi, R.rank, R.ranks */
         if (rc)
             return rc;
@@ -964,6 +965,11 @@ int cli_run(int argc, char **argv)
     cli_quiet = !root; /* the root speaks for all about the command line */
     int rc = parse_options(argc, argv);
     cli_quiet = false;
+    /* ... unless only this rank finds fault with it (-j FILE missing on
+     * its node): it says why itself */
+    int root_rc = agree(root ? rc : 0);
+    if (R.mpi && !root && rc > 0 && root_rc <= 0)
+        rc = parse_options(argc, argv);
     rc = agree(rc);
     if (rc < 0)
         return mpi_done(CLI_OK); /* --help */
