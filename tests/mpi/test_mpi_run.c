@@ -113,7 +113,6 @@ static void test_square(crew *pool, int isolation)
     int rc = crew_mpi_run(MPI_COMM_WORLD, pool, &d, table, N_FNS, tasks, n, NULL);
     int ok = rc == 0;
     /* every rank ran some when there are enough tasks for all */
-    int ran_here = 0;
     if (me == 0) {
         int *per_rank = calloc((size_t)size, sizeof *per_rank);
         for (size_t i = 0; i < N; i++) {
@@ -130,39 +129,59 @@ static void test_square(crew *pool, int isolation)
                 fprintf(stderr, "rank %d ran no task\n", k);
             ok &= per_rank[k] > 0;
         }
-        ran_here = per_rank[0];
         free(per_rank);
     }
-    (void)ran_here;
     agree(ok, "square");
     free(args);
     free(res);
     free(tasks);
 }
 
+/* The root's n tasks of one 8-byte argument (the caller sets it) and an
+ * 8-byte result each, calling picky; the other ranks have none. */
+typedef struct words {
+    size_t n;
+    uint64_t *args, *res;
+    crew_mpi_task *tasks;
+} words;
+
+static words words_make(size_t n)
+{
+    words w = {0};
+    if (me != 0)
+        return w;
+    w.n = n;
+    w.args = calloc(n, sizeof *w.args);
+    w.res = calloc(n, sizeof *w.res);
+    w.tasks = calloc(n, sizeof *w.tasks);
+    ASSERT(w.args && w.res && w.tasks);
+    for (size_t i = 0; i < n; i++)
+        w.tasks[i] = (crew_mpi_task){.fn = 1, .arg = &w.args[i], .arg_size = 8,
+                                     .result = &w.res[i], .result_size = 8};
+    return w;
+}
+
+static void words_free(words *w)
+{
+    free(w->args);
+    free(w->res);
+    free(w->tasks);
+}
+
 static void test_failures(crew *pool, int isolation)
 {
     enum { N = 700 };
-    uint64_t *args = NULL, *res = NULL;
-    crew_mpi_task *tasks = NULL;
-    size_t n = 0;
-    if (me == 0) {
-        n = N;
-        args = malloc(N * sizeof *args);
-        res = calloc(N, sizeof *res);
-        tasks = calloc(N, sizeof *tasks);
-        for (size_t i = 0; i < N; i++) {
-            args[i] = i;
-            uint32_t fn = 1;
-            if (isolation == CREW_PROCESSES && i % 100 == 50)
-                fn = 3; /* crash */
-            if (i == 10)
-                fn = 99; /* out of range */
-            tasks[i] = (crew_mpi_task){.fn = fn, .arg = &args[i], .arg_size = 8,
-                                       .result = &res[i], .result_size = 8};
-        }
+    words w = words_make(N);
+    uint64_t *args = w.args, *res = w.res;
+    crew_mpi_task *tasks = w.tasks;
+    for (size_t i = 0; i < w.n; i++) {
+        args[i] = i;
+        if (isolation == CREW_PROCESSES && i % 100 == 50)
+            tasks[i].fn = 3; /* crash */
+        if (i == 10)
+            tasks[i].fn = 99; /* out of range */
     }
-    int rc = crew_mpi_run(MPI_COMM_WORLD, pool, NULL, table, N_FNS, tasks, n, NULL);
+    int rc = crew_mpi_run(MPI_COMM_WORLD, pool, NULL, table, N_FNS, tasks, w.n, NULL);
     int ok = rc == CREW_EFAILED;
     if (me == 0) {
         for (size_t i = 0; i < N; i++) {
@@ -184,30 +203,19 @@ static void test_failures(crew *pool, int isolation)
         }
     }
     agree(ok, "failures");
-    free(args);
-    free(res);
-    free(tasks);
+    words_free(&w);
 }
 
 static void test_stop(crew *pool)
 {
     enum { N = 20000 };
-    uint64_t *args = NULL, *res = NULL;
-    crew_mpi_task *tasks = NULL;
-    size_t n = 0;
-    if (me == 0) {
-        n = N;
-        args = malloc(N * sizeof *args);
-        res = calloc(N, sizeof *res);
-        tasks = calloc(N, sizeof *tasks);
-        for (size_t i = 0; i < N; i++) {
-            args[i] = i == 100 ? 3 : 7; /* only task 100 fails */
-            tasks[i] = (crew_mpi_task){.fn = 1, .arg = &args[i], .arg_size = 8,
-                                       .result = &res[i], .result_size = 8};
-        }
-    }
+    words w = words_make(N);
+    uint64_t *res = w.res;
+    crew_mpi_task *tasks = w.tasks;
+    for (size_t i = 0; i < w.n; i++)
+        w.args[i] = i == 100 ? 3 : 7; /* only task 100 fails */
     crew_mpi_opts o = {.stop_on_error = 1};
-    int rc = crew_mpi_run(MPI_COMM_WORLD, pool, NULL, table, N_FNS, tasks, n, &o);
+    int rc = crew_mpi_run(MPI_COMM_WORLD, pool, NULL, table, N_FNS, tasks, w.n, &o);
     int ok = rc == CREW_EFAILED;
     if (me == 0) {
         size_t cancelled = 0, fine = 0;
@@ -227,9 +235,7 @@ static void test_stop(crew *pool)
         ok &= cancelled > N / 2; /* the stop came early */
     }
     agree(ok, "stop_on_error");
-    free(args);
-    free(res);
-    free(tasks);
+    words_free(&w);
 }
 
 /* A feed with a window of 8 tasks in flight, consumed in order. */
@@ -298,23 +304,17 @@ static void test_lost(void)
     agree(crew_open(&pool, &(crew_config){.workers = 2, .isolation = CREW_PROCESSES}) == 0,
           "crew_open (lost)");
     enum { N = 1000 };
-    uint64_t *args = NULL, *res = NULL;
-    crew_mpi_task *tasks = NULL;
-    size_t n = 0;
-    if (me == 0) {
-        n = N;
-        args = malloc(N * sizeof *args);
-        res = calloc(N, sizeof *res);
-        tasks = calloc(N, sizeof *tasks);
-        for (size_t i = 0; i < N; i++) {
-            args[i] = 10 + i; /* picky fails none of these: (10 + i) % 7 == 3 is avoided below */
-            if (args[i] % 7 == 3)
-                args[i] = 1;
-            tasks[i] = (crew_mpi_task){.fn = i % 50 == 7 ? 4 : 1, .arg = &args[i], .arg_size = 8,
-                                       .result = &res[i], .result_size = 8};
-        }
+    words w = words_make(N);
+    uint64_t *args = w.args, *res = w.res;
+    crew_mpi_task *tasks = w.tasks;
+    for (size_t i = 0; i < w.n; i++) {
+        args[i] = 10 + i; /* picky fails none of these: (10 + i) % 7 == 3 is avoided below */
+        if (args[i] % 7 == 3)
+            args[i] = 1;
+        if (i % 50 == 7)
+            tasks[i].fn = 4; /* kill_pool */
     }
-    int rc = crew_mpi_run(MPI_COMM_WORLD, pool, NULL, table, N_FNS, tasks, n, NULL);
+    int rc = crew_mpi_run(MPI_COMM_WORLD, pool, NULL, table, N_FNS, tasks, w.n, NULL);
     int ok = rc == (size > 1 ? CREW_ELOST : 0);
     if (me == 0) {
         size_t lost = 0;
@@ -336,9 +336,7 @@ static void test_lost(void)
     }
     agree(ok, "lost pools");
     crew_close(pool);
-    free(args);
-    free(res);
-    free(tasks);
+    words_free(&w);
 }
 
 /* Arguments of 1 byte to 300 KB: several chunks past the 1 MiB batch. */
